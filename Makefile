@@ -1,0 +1,41 @@
+# HMU-Bench: the two commands are `make bench METHOD=<name>` and `make test`.
+# Every target creates the virtual environment on first use.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU wheel of torch; a looser pin would pull a multi-GB CUDA build.
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+METHOD ?= original
+
+.PHONY: help venv test bench lint data
+
+help:
+	@echo "make bench METHOD=<name>   run the benchmark for one method on the embedded default"
+	@echo "make test                  run the test suite"
+	@echo "make lint                  ruff check"
+	@echo "make data                  generate the embedded dataset into data/embedded"
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check benchmark tests methods leaderboard
+
+data: $(STAMP)
+	$(BIN)/hmu data synth --out data/embedded
+
+bench: $(STAMP)
+	@echo "make bench: the benchmark harness is not built yet (issue 6)." >&2
+	@echo "What exists today: 'hmu data synth', 'hmu split', 'hmu render' (see README.md)." >&2
+	@exit 2
