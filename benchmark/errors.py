@@ -1,4 +1,7 @@
-"""Errors the user can act on. The CLI prints them as one line; everything else is a bug and keeps its traceback."""
+"""Errors the user can act on.
+
+The CLI prints them as one line; any other exception is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 

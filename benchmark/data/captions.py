@@ -69,7 +69,9 @@ def parse_caption_line(line: str, path: Path | str = "<string>", line_number: in
     fields = line.rstrip("\n").split("#")
     if len(fields) != 4:
         raise DataFormatError(
-            path, f"expected 4 '#'-separated fields (caption#tokens#start#end), found {len(fields)}", line_number
+            path,
+            f"expected 4 '#'-separated fields (caption#tokens#start#end), found {len(fields)}",
+            line_number,
         )
     text, token_field, start, end = fields
     if not text.strip():
@@ -80,7 +82,9 @@ def parse_caption_line(line: str, path: Path | str = "<string>", line_number: in
         if not slash or not word or not pos:
             raise DataFormatError(path, f"token {item!r} is not of the form word/POS", line_number)
         tokens.append(Token(word, pos))
-    return Caption(text, tuple(tokens), _parse_time(start, path, line_number), _parse_time(end, path, line_number))
+    return Caption(
+        text, tuple(tokens), _parse_time(start, path, line_number), _parse_time(end, path, line_number)
+    )
 
 
 def read_captions(path: Path | str) -> list[Caption]:
@@ -90,7 +94,9 @@ def read_captions(path: Path | str) -> list[Caption]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
         raise DataFormatError(path, "caption file is missing") from None
-    captions = [parse_caption_line(line, path, number) for number, line in enumerate(lines, 1) if line.strip()]
+    captions = [
+        parse_caption_line(line, path, number) for number, line in enumerate(lines, 1) if line.strip()
+    ]
     if not captions:
         raise DataFormatError(path, "caption file holds no caption")
     return captions

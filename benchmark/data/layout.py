@@ -1,13 +1,13 @@
 """Where files live in a HumanML3D-layout dataset folder.
 
-    root/
-      new_joint_vecs/<id>.npy   (T, 263) float32 features
-      new_joints/<id>.npy       (T, 22, 3) joint positions (optional)
-      texts/<id>.txt            caption lines, see `benchmark.data.captions`
-      train.txt val.txt test.txt train_val.txt all.txt   one id per line
-      Mean.npy Std.npy          (263,) feature statistics
-      dataset.json              optional metadata written by HMU-Bench (name, fps, source)
-      labels.jsonl              optional ground-truth action labels (generated datasets)
+root/
+  new_joint_vecs/<id>.npy   (T, 263) float32 features
+  new_joints/<id>.npy       (T, 22, 3) joint positions (optional)
+  texts/<id>.txt            caption lines, see `benchmark.data.captions`
+  train.txt val.txt test.txt train_val.txt all.txt   one id per line
+  Mean.npy Std.npy          (263,) feature statistics
+  dataset.json              optional metadata written by HMU-Bench (name, fps, source)
+  labels.jsonl              optional ground-truth action labels (generated datasets)
 """
 
 from __future__ import annotations
@@ -67,7 +67,10 @@ class DatasetLayout:
 
 
 def read_split_ids(path: Path | str) -> list[str]:
-    """The ids of a split file, one per line, in file order. Blank lines are ignored; duplicates are an error."""
+    """The ids of a split file, one per line, in file order.
+
+    Blank lines are ignored; a repeated id is an error naming both lines.
+    """
     path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
