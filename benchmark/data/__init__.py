@@ -1,1 +1,1 @@
-"""Datasets in the HumanML3D layout: captions, readers and writers, PyTorch datasets, the generated dataset."""
+"""Datasets in the HumanML3D layout: captions, readers, writers, PyTorch datasets, generated data."""
