@@ -96,7 +96,7 @@ _IRREGULAR_VERBS: Mapping[str, tuple[str, str]] = MappingProxyType(
     }
 )
 # Verbs that double their final consonant before -ing ("jab" -> "jabbing").
-_DOUBLING = frozenset("jab hop step squat clap hit run sit get put drop slam grab dip stop swap".split())
+_DOUBLING = frozenset("jab hop step squat clap hit run sit get put drop slam grab dip stop swap whip".split())
 
 _CLOSED_CLASSES: Mapping[str, str] = MappingProxyType(
     {
