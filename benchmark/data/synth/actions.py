@@ -1082,6 +1082,32 @@ def _punch(p: ActionParams, fps: float) -> PoseTrack:
     return ch.track()
 
 
+def _key_one_arm_strike(
+    ch: Choreography,
+    k: int,
+    hand: list[tuple[float, np.ndarray]],
+    pole: list[tuple[float, np.ndarray]],
+    spine: list[tuple[float, np.ndarray]],
+    guard: np.ndarray,
+    start: float,
+    end: float,
+    u: float,
+) -> None:
+    """Key a one-arm strike: the striking arm's keys, then rest; the other hand holds a guard."""
+    ch.key("hands", hand + [(end - 0.3 * u, guard[k]), (end, HANDS_REST[k])], k)
+    off_hand = [
+        (0.0, HANDS_REST[1 - k]),
+        (start, guard[1 - k]),
+        (end - 0.3 * u, guard[1 - k]),
+        (end, HANDS_REST[1 - k]),
+    ]
+    ch.key("hands", off_hand, 1 - k)
+    ch.key("elbow_poles", pole + [(end, ch.get("elbow_poles")[0, k])], k)
+    rest_pole = ch.get("elbow_poles")[0, 1 - k]
+    ch.key("elbow_poles", [(0.0, rest_pole), (start, GUARD_POLES[1 - k]), (end, rest_pole)], 1 - k)
+    ch.key("spine", spine + [(end - 0.3 * u, _rotation()), (end, _rotation())])
+
+
 def _uppercut(p: ActionParams, fps: float) -> PoseTrack:
     """Uppercuts: the fist drops to the waist and drives up in front of the chin, the knees pushing up."""
     u = 1.0 / p.speed
@@ -1114,28 +1140,7 @@ def _uppercut(p: ActionParams, fps: float) -> PoseTrack:
             (back, _rotation(0.05, stance_twist * 0.5)),
         ]
         height += [(dip, STAND_HEIGHT - 0.12), (hit, STAND_HEIGHT - 0.02), (back, STAND_HEIGHT - 0.04)]
-    ch.key("hands", hand + [(end - 0.3 * u, guard[k]), (end, HANDS_REST[k])], k)
-    ch.key(
-        "hands",
-        [
-            (0.0, HANDS_REST[1 - k]),
-            (start, guard[1 - k]),
-            (end - 0.3 * u, guard[1 - k]),
-            (end, HANDS_REST[1 - k]),
-        ],
-        1 - k,
-    )
-    ch.key("elbow_poles", pole + [(end, ch.get("elbow_poles")[0, k])], k)
-    ch.key(
-        "elbow_poles",
-        [
-            (0.0, ch.get("elbow_poles")[0, 1 - k]),
-            (start, GUARD_POLES[1 - k]),
-            (end, ch.get("elbow_poles")[0, 1 - k]),
-        ],
-        1 - k,
-    )
-    ch.key("spine", spine + [(end - 0.3 * u, _rotation()), (end, _rotation())])
+    _key_one_arm_strike(ch, k, hand, pole, spine, guard, start, end, u)
     # The fighting stance already keys the pelvis height; the dips come on top of it.
     ch.key("pelvis_height", height + [(end - 0.4 * u, STAND_HEIGHT - 0.04), (end, STAND_HEIGHT)])
     return ch.track()
@@ -1171,28 +1176,7 @@ def _elbow_strike(p: ActionParams, fps: float) -> PoseTrack:
             (hit, _rotation(0.1, -sign * 0.6)),
             (back, _rotation(0.05, stance_twist * 0.5)),
         ]
-    ch.key("hands", hand + [(end - 0.3 * u, guard[k]), (end, HANDS_REST[k])], k)
-    ch.key(
-        "hands",
-        [
-            (0.0, HANDS_REST[1 - k]),
-            (start, guard[1 - k]),
-            (end - 0.3 * u, guard[1 - k]),
-            (end, HANDS_REST[1 - k]),
-        ],
-        1 - k,
-    )
-    ch.key("elbow_poles", pole + [(end, ch.get("elbow_poles")[0, k])], k)
-    ch.key(
-        "elbow_poles",
-        [
-            (0.0, ch.get("elbow_poles")[0, 1 - k]),
-            (start, GUARD_POLES[1 - k]),
-            (end, ch.get("elbow_poles")[0, 1 - k]),
-        ],
-        1 - k,
-    )
-    ch.key("spine", spine + [(end - 0.3 * u, _rotation()), (end, _rotation())])
+    _key_one_arm_strike(ch, k, hand, pole, spine, guard, start, end, u)
     return ch.track()
 
 
