@@ -35,6 +35,17 @@ from benchmark.backbone.config import (
     RVQConfig,
 )
 from benchmark.backbone.length_estimator import LengthEstimator
+from benchmark.backbone.model import (
+    Backbone,
+    DatasetInfo,
+    LoadedModel,
+    ModelCard,
+    load_model,
+    model_hash,
+    read_model_card,
+    resolve_device,
+    save_model,
+)
 from benchmark.backbone.rvq import ResidualVQVAE, reconstruction_loss
 from benchmark.backbone.transformers import (
     LogitsProcessor,
@@ -44,7 +55,16 @@ from benchmark.backbone.transformers import (
 )
 
 __all__ = [
+    "Backbone",
     "BackboneConfig",
+    "DatasetInfo",
+    "LoadedModel",
+    "ModelCard",
+    "load_model",
+    "model_hash",
+    "read_model_card",
+    "resolve_device",
+    "save_model",
     "CheckpointError",
     "CheckpointFile",
     "LengthEstimator",

@@ -18,7 +18,7 @@ it sees the guided logits (B, n, V) before top-k filtering and may return -inf t
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -47,6 +47,10 @@ class SamplingStep:
 
 LogitsProcessor = Callable[[Tensor, SamplingStep], Tensor]
 """(guided logits (B, n, V), step) -> logits of the same shape; -inf forbids a token."""
+
+Generators = torch.Generator | Sequence[torch.Generator] | None
+"""Randomness of `generate`: one generator for the batch, or one per sample (row b draws only from
+generator b, so a sample does not depend on the others in its batch), or None (the global one)."""
 
 
 # ----------------------------------------------------------------------------- shared building blocks
@@ -156,18 +160,55 @@ def top_k_filter(logits: Tensor, thres: float) -> Tensor:
     return torch.full_like(logits, float("-inf")).scatter(-1, indices, values)
 
 
-def _gumbel_argmax(logits: Tensor, temperature: float, generator: torch.Generator | None) -> Tensor:
-    uniform = torch.rand(logits.shape, device=logits.device, generator=generator)
+def _per_sample(generator: Generators, batch: int) -> Sequence[torch.Generator] | None:
+    """The per-sample generators, or None when one generator (or the global one) serves the batch."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return None
+    if len(generator) != batch:
+        raise ValueError(f"{len(generator)} generators for a batch of {batch}")
+    return generator
+
+
+def _draw_generator(generator: torch.Generator, device: torch.device) -> torch.Generator:
+    """A fresh generator seeded by one draw from `generator`.
+
+    Each sampling step takes exactly one number from a sample's own generator, however long the padded
+    batch is, so what a sample draws later does not depend on the lengths of the others in its batch.
+    """
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def _gumbel_argmax(logits: Tensor, temperature: float, generator: Generators) -> Tensor:
+    per_sample = _per_sample(generator, logits.shape[0])
+    if per_sample is None:
+        uniform = torch.rand(logits.shape, device=logits.device, generator=generator)  # type: ignore[arg-type]
+    else:
+        uniform = torch.stack(
+            [
+                torch.rand(
+                    logits.shape[1:], device=logits.device, generator=_draw_generator(g, logits.device)
+                )
+                for g in per_sample
+            ]
+        )
     gumbel = -torch.log((-torch.log(uniform.clamp(min=1e-20))).clamp(min=1e-20))
     return (logits / max(temperature, 1e-10) + gumbel).argmax(-1)
 
 
-def _categorical(logits: Tensor, temperature: float, generator: torch.Generator | None) -> Tensor:
+def _categorical(logits: Tensor, temperature: float, generator: Generators) -> Tensor:
     if temperature <= 0:
         raise ValueError("temperature must be > 0 for categorical sampling (use gumbel=True for near-greedy)")
     probs = F.softmax(logits / temperature, dim=-1)
-    flat = torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1, generator=generator)
-    return flat.view(probs.shape[:-1])
+    per_sample = _per_sample(generator, probs.shape[0])
+    if per_sample is None:
+        flat = torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1, generator=generator)  # type: ignore[arg-type]
+        return flat.view(probs.shape[:-1])
+    rows = [
+        torch.multinomial(p.reshape(-1, p.shape[-1]), 1, generator=_draw_generator(g, probs.device))
+        for p, g in zip(probs, per_sample, strict=True)
+    ]
+    return torch.stack(rows).view(probs.shape[:-1])
 
 
 def _accuracy(logits: Tensor, labels: Tensor, ignore_index: int) -> Tensor:
@@ -268,7 +309,7 @@ class MaskTransformer(nn.Module):
         temperature: float = 1.0,
         topk_filter_thres: float = 0.9,
         gumbel: bool = False,
-        generator: torch.Generator | None = None,
+        generator: Generators = None,
         logits_processor: LogitsProcessor | None = None,
     ) -> Tensor:
         """Iterative decoding of the base layer: cond (B, cond_dim), token_lengths (B,) -> ids
@@ -440,7 +481,7 @@ class ResidualTransformer(nn.Module):
         cond_scale: float = 5.0,
         temperature: float = 1.0,
         topk_filter_thres: float = 0.9,
-        generator: torch.Generator | None = None,
+        generator: Generators = None,
         logits_processor: LogitsProcessor | None = None,
     ) -> Tensor:
         """Layers 1..Q-1 in one shot each: base_ids (B, n) (-1 = pad) -> codes (B, n, Q), -1 at pads.

@@ -22,6 +22,8 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "benchmark.cli.data",
     "benchmark.cli.render",
     "benchmark.cli.split",
+    "benchmark.cli.model",
+    "benchmark.cli.generate",
 )
 
 
