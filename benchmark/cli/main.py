@@ -24,6 +24,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "benchmark.cli.split",
     "benchmark.cli.model",
     "benchmark.cli.generate",
+    "benchmark.cli.method",
 )
 
 
