@@ -22,9 +22,13 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "benchmark.cli.data",
     "benchmark.cli.render",
     "benchmark.cli.split",
+    "benchmark.cli.train",
     "benchmark.cli.model",
     "benchmark.cli.generate",
     "benchmark.cli.method",
+    "benchmark.cli.plan",
+    "benchmark.cli.evaluate",
+    "benchmark.cli.train_evaluator",
 )
 
 
