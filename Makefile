@@ -9,13 +9,15 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 METHOD ?= original
 
-.PHONY: help venv test bench lint data
+.PHONY: help venv test bench lint data images images-clean
 
 help:
 	@echo "make bench METHOD=<name>   run the benchmark for one method on the embedded default"
 	@echo "make test                  run the test suite"
 	@echo "make lint                  ruff check"
 	@echo "make data                  generate the embedded dataset into data/embedded"
+	@echo "make images                build the container images offline (needs an engine: ci/start-docker.sh)"
+	@echo "make images-clean          remove the container images"
 
 venv: $(STAMP)
 
@@ -39,3 +41,10 @@ bench: $(STAMP)
 	@echo "make bench: the benchmark harness is not built yet (issue 6)." >&2
 	@echo "What exists today: 'hmu data synth', 'hmu split', 'hmu render' (see README.md)." >&2
 	@exit 2
+
+# BASE_IMAGE=python:3.11-slim (or a CUDA/PyTorch image) replaces the offline debootstrap base image.
+images: $(STAMP)
+	$(BIN)/hmu images build --torch-spec "$(TORCH_SPEC)" $(if $(BASE_IMAGE),--base-image "$(BASE_IMAGE)")
+
+images-clean: $(STAMP)
+	$(BIN)/hmu images clean

@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
 # Run the test suite as CI does: the README's `make test`, with the reference data required.
-# Later stages add here the engines the tests need (Docker, Slurm) before `make test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,5 +10,8 @@ if [ ! -d "$HMU_SHARED_DIR/data/humanml3d-reference" ]; then
     echo "ci/test.sh: reference data not found at $HMU_SHARED_DIR/data/humanml3d-reference" >&2
     exit 1
 fi
+
+# The container tests need a real engine: CI installs and starts one (they fail without it when CI is set).
+bash ci/start-docker.sh
 
 make test PYTEST_ARGS="${PYTEST_ARGS:-}"

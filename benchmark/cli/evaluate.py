@@ -36,8 +36,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--input", required=True, type=Path, metavar="DIR", help="the request folder")
-    parser.add_argument("--output", required=True, type=Path, metavar="DIR", help="where results go")
+    parser.add_argument(
+        "--input",
+        type=Path,
+        default=Path("/hmu/input"),
+        metavar="DIR",
+        help="the request folder (default /hmu/input)",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=Path("/hmu/output"),
+        metavar="DIR",
+        help="where results go (default /hmu/output)",
+    )
     parser.set_defaults(func=run_evaluate)
 
 

@@ -29,6 +29,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "benchmark.cli.plan",
     "benchmark.cli.evaluate",
     "benchmark.cli.train_evaluator",
+    "benchmark.cli.images",
 )
 
 

@@ -1,0 +1,12 @@
+"""The harness: container images, runners and output validation (planning, cache and MLflow come next).
+
+    >>> from benchmark.harness.images import ImageBuildSettings, build_images
+    >>> images = build_images(ImageBuildSettings.for_checkout(), ["original"])
+    >>> from benchmark.harness.runners import ResourceLimits, StageInvocation, select_runner
+    >>> runner = select_runner("auto")                # Docker when an engine answers, else local (warned)
+    >>> outcome = runner.run(StageInvocation(verb="describe", output_dir=Path("runs/x/describe"),
+    ...                                      image=images.method("original").reference, method="original"))
+    >>> outcome.state, outcome.stdout_log
+
+Modules import nothing heavy at import time (torch is imported by the output checks when they run).
+"""
