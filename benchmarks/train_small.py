@@ -99,8 +99,10 @@ def main() -> int:
 
     print(f"\n== training ({torch.get_num_threads()} torch threads, {os.cpu_count()} cores)")
     print(f"load before: {load_before[0]:.2f}; after (1/5/15 min): {' / '.join(map(number, load_after))}")
-    text = report["text_features"]
-    print(f"text features    {text['captions']} captions, {text['seconds']:.1f} s")
+    setup = report["setup"]
+    print(
+        f"setup {setup['seconds']:.1f} s (text encoder, data, {setup['captions_encoded']} caption features)"
+    )
     for part, entry in report["parts"].items():
         step = number(entry["seconds_per_step"])
         print(f"{part:16s} {entry['steps']} steps, {entry['seconds']:.1f} s, {step} s/step")

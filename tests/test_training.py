@@ -246,6 +246,7 @@ def test_cli_trains_a_model_folder_and_replaces_one_part(dataset: Path, tmp_path
 
     before = {name: weights(module) for name, module in loaded.backbone.parts().items()}
     assert main(["train", "all", *common, "--out", str(out)]) == 2  # refuses to overwrite without --force
+    assert main(["train", "mask", *common, "--out", str(tmp_path / "other")]) == 2  # needs a trained RVQ
     assert (
         main(["train", "mask", *common, "--init", str(out), "--out", str(out), "--work", str(tmp_path / "w")])
         == 0

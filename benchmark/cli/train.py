@@ -85,6 +85,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     length = parser.add_mutually_exclusive_group()
     length.add_argument("--steps", type=int, metavar="N", help="optimiser steps of each part trained")
     length.add_argument("--epochs", type=int, metavar="N", help="epochs of each part trained")
+    parser.add_argument("--lr", type=float, metavar="LR", help="peak learning rate of each part trained")
+    parser.add_argument("--batch-size", type=int, metavar="B", help="batch size of each part trained")
     parser.add_argument("--device", default="cpu", metavar="DEV", help="cpu (default), cuda or cuda:N")
     parser.add_argument("--no-amp", action="store_true", help="train in float32 on CUDA too")
     parser.add_argument(
@@ -124,6 +126,10 @@ def _settings(part: str, args: argparse.Namespace) -> Any:
         changes.update(steps=None, epochs=args.epochs)
     if args.seed is not None:
         changes["seed"] = args.seed
+    if args.lr is not None:
+        changes["lr"] = args.lr
+    if args.batch_size is not None:
+        changes["batch_size"] = args.batch_size
     return dataclasses.replace(settings, **changes)
 
 
@@ -149,8 +155,9 @@ def run_train(args: argparse.Namespace) -> int:
     import torch
 
     from benchmark.backbone.config import BackboneConfig
+    from benchmark.backbone.generation import text_encoder_for
     from benchmark.backbone.model import Backbone, DatasetInfo, load_model, model_hash, save_model
-    from benchmark.text import build_text_encoder, check_identity
+    from benchmark.text import build_text_encoder
     from benchmark.training import (
         MODEL_PARTS,
         PARTS,
@@ -182,9 +189,6 @@ def run_train(args: argparse.Namespace) -> int:
     # The model to train: the --init folder, or a fresh one initialised under the seed.
     parent: str | None = None
     provenance_parts: dict[str, Any] = {}
-    options: dict[str, Any] = {"device": args.device}
-    if args.encoder_weights is not None:
-        options["weights"] = args.encoder_weights
     if args.init is not None:
         loaded = load_model(args.init, device=args.device)
         backbone, card = loaded.backbone, loaded.card
@@ -192,8 +196,12 @@ def run_train(args: argparse.Namespace) -> int:
             backbone = _with_length_estimator(backbone, settings["length"].seed)
         parent = model_hash(args.init)
         provenance_parts = dict(card.provenance.get("parts", {}))
-        encoder = build_text_encoder(args.encoder or str(card.text_encoder.get("encoder")), **options)
-        check_identity(card.text_encoder, encoder)
+        recorded = str(card.text_encoder.get("encoder"))
+        if args.encoder is not None and args.encoder != recorded:
+            raise HMUError(
+                f"--init {args.init} conditions on the {recorded} text encoder, not {args.encoder}"
+            )
+        encoder = text_encoder_for(card, args.device, clip_weights=args.encoder_weights)
         mean, std = backbone.mean.cpu().numpy(), backbone.std.cpu().numpy()
         data = MotionData.open(args.data, args.split, val_split, mean=mean, std=std)
         if data.folder.metadata.feature_dim != card.dataset.feature_dim:
@@ -203,6 +211,9 @@ def run_train(args: argparse.Namespace) -> int:
             )
         dataset = card.dataset
     else:
+        options: dict[str, Any] = {"device": args.device}
+        if args.encoder_weights is not None:
+            options["weights"] = args.encoder_weights
         encoder = build_text_encoder(args.encoder or "minilm", **options)
         data = MotionData.open(args.data, args.split, val_split)
         metadata = data.folder.metadata
@@ -216,7 +227,7 @@ def run_train(args: argparse.Namespace) -> int:
     texts = TextFeatureCache(encoder)
     if any(part != "rvq" for part in parts):
         texts.precompute(data.captions(data.train_ids + data.val_ids), progress=not args.no_progress)
-    text_seconds = time.perf_counter() - started
+    setup_seconds = time.perf_counter() - started  # text encoder, data, model and caption features
 
     if "rvq" in parts and args.init is not None and not {"mask", "residual"} <= set(parts):
         logger.warning(
@@ -231,7 +242,10 @@ def run_train(args: argparse.Namespace) -> int:
         "train_ids": len(data.train_ids),
         "val_split": data.val_split,
     }
-    report: dict[str, Any] = {"parts": {}, "text_features": {"captions": len(texts), "seconds": text_seconds}}
+    report: dict[str, Any] = {
+        "setup": {"captions_encoded": len(texts), "seconds": setup_seconds},
+        "parts": {},
+    }
     for part in parts:
         if part == "rvq":
             result = train_rvq(data, backbone.rvq, settings[part], work)
@@ -330,8 +344,10 @@ def _print_report(report: dict[str, Any]) -> None:
     def number(value: Any) -> str:
         return "-" if value is None else f"{value:.4g}"
 
-    text = report["text_features"]
-    print(f"text features: {text['captions']} captions, {text['seconds']:.1f} s")
+    setup = report["setup"]
+    print(
+        f"setup (text encoder, data, {setup['captions_encoded']} caption features): {setup['seconds']:.1f} s"
+    )
     for part, entry in report["parts"].items():
         metrics = ", ".join(f"{name} {number(value)}" for name, value in entry["metrics"].items())
         print(

@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 def resolve_split(folder: HumanML3DFolder, split: str) -> list[str]:
     """The ids of `split`: a split name of the folder (`train`, `val`, any `<name>.txt` there), else an id
     list file (a path, or a path relative to the folder). Every id must have its features and captions."""
-    if folder.layout.split_path(split).is_file() and "/" not in split:
+    if "/" not in split and folder.layout.split_path(split).is_file():
         return folder.ids(split)
     path = Path(split)
     if not path.is_file() and (folder.root / split).is_file():

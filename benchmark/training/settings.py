@@ -195,22 +195,22 @@ class TrainSettings:
         if part == "mask":
             return cls(
                 part="mask",
-                steps=900,
+                steps=1000,
                 batch_size=64,
-                lr=2e-3,
+                lr=3e-3,
                 weight_decay=1e-5,
-                warmup_steps=50,
-                milestones=(700,),
+                warmup_steps=100,
+                milestones=(800,),
             )
         if part == "residual":
             return cls(
                 part="residual",
-                steps=400,
+                steps=300,
                 batch_size=32,
                 lr=2e-3,
                 weight_decay=1e-5,
                 warmup_steps=30,
-                milestones=(320,),
+                milestones=(240,),
             )
         if part == "length":
             # Beyond ~1000 steps it overfits: caption wording says little about the length.
