@@ -39,7 +39,7 @@ data: $(STAMP)
 
 bench: $(STAMP)
 	@echo "make bench: the benchmark harness is not built yet (issue 6)." >&2
-	@echo "What exists today: 'hmu data synth', 'hmu split', 'hmu render' (see README.md)." >&2
+	@echo "The pieces run one by one today: hmu data synth, train, generate, method, plan, evaluate (see README.md)." >&2
 	@exit 2
 
 # BASE_IMAGE=python:3.11-slim (or a CUDA/PyTorch image) replaces the offline debootstrap base image.
