@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 METHOD ?= original
 
-.PHONY: help venv test bench lint data images images-clean
+.PHONY: help venv test bench lint data images images-clean mlflow-ui
 
 help:
 	@echo "make bench METHOD=<name>   run the benchmark for one method on the embedded default"
@@ -18,6 +18,7 @@ help:
 	@echo "make data                  generate the embedded dataset into data/embedded"
 	@echo "make images                build the container images offline (needs an engine: ci/start-docker.sh)"
 	@echo "make images-clean          remove the container images"
+	@echo "make mlflow-ui             serve the MLflow runs of results/ on http://127.0.0.1:5000"
 
 venv: $(STAMP)
 
@@ -25,7 +26,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet -e ".[test,bench]"
 	touch $(STAMP)
 
 test: $(STAMP)
@@ -37,10 +38,13 @@ lint: $(STAMP)
 data: $(STAMP)
 	$(BIN)/hmu data synth --out data/embedded
 
+# METHOD=all runs every method; RUNNER=local|docker|auto (default auto: Docker when an engine answers).
+RUNNER ?= auto
 bench: $(STAMP)
-	@echo "make bench: the benchmark harness is not built yet (issue 6)." >&2
-	@echo "The pieces run one by one today: hmu data synth, train, generate, method, plan, evaluate (see README.md)." >&2
-	@exit 2
+	$(BIN)/hmu bench --method $(METHOD) --runner $(RUNNER) --torch-spec "$(TORCH_SPEC)" $(if $(BASE_IMAGE),--base-image "$(BASE_IMAGE)")
+
+mlflow-ui: $(STAMP)
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/results/mlflow.db --host 127.0.0.1
 
 # BASE_IMAGE=python:3.11-slim (or a CUDA/PyTorch image) replaces the offline debootstrap base image.
 images: $(STAMP)

@@ -30,6 +30,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "benchmark.cli.evaluate",
     "benchmark.cli.train_evaluator",
     "benchmark.cli.images",
+    "benchmark.cli.bench",
 )
 
 

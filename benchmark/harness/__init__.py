@@ -1,4 +1,5 @@
-"""The harness: container images, runners and output validation (planning, cache and MLflow come next).
+"""The harness: container images, runners, output checks, the planner and stage cache, the results store,
+MLflow tracking and the bench that ties them together (`run_bench`, `hmu bench`, `make bench`).
 
     >>> from benchmark.harness.images import ImageBuildSettings, build_images
     >>> images = build_images(ImageBuildSettings.for_checkout(), ["original"])

@@ -185,8 +185,8 @@ class TrainSettings:
     @classmethod
     def small(cls, part: str) -> TrainSettings:
         """The small configuration's recipe: all four parts train on the embedded dataset (2000 motions and
-        their mirrors) in at most 10 minutes on two CPU cores (see benchmarks/train_small.py and
-        BENCHMARKS.md). Fewer steps than MoMask, so higher rates and short warm-ups."""
+        their mirrors) in at most 10 minutes on two CPU cores (449 s measured on an otherwise idle 2-core
+        machine: benchmarks/train_small.py). Far fewer steps than MoMask, so higher rates, short warm-ups."""
         # Found by measurement (benchmarks/train_small.py): per unit of compute, small batches and high rates
         # win at this budget. The masked transformer gets the largest share: it decides whether the motions
         # follow the text; the residual layers add detail the pictures barely show.

@@ -1,0 +1,194 @@
+"""`hmu bench`: run methods on tasks, score them with the shared evaluator, store and log every run.
+
+    hmu bench --method original                          # the embedded default: one task, seed 0
+    hmu bench --method rece --method lcr --seeds 0 1 2 --workers 2
+    hmu bench --method all --task embedded_violence --task embedded_kick
+    hmu bench --method original --runner local --no-mlflow
+    hmu bench --log-only                                 # log stored run folders to MLflow, nothing else
+
+`make bench METHOD=rece` runs `hmu bench --method rece`. Re-running a bench skips runs already stored and
+stages already cached; `--fresh` runs everything again. The results land in `results/runs/<run id>/`, MLflow
+in `results/mlflow.db` (or $MLFLOW_TRACKING_URI); `make mlflow-ui` serves it. Exit status: 0 when every run
+is ok, 1 when some run failed (its folder and the summary say why), 2 when the bench itself could not go on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from benchmark.errors import HMUError
+from benchmark.harness.images import DEFAULT_TORCH_SPEC
+
+EXAMPLES = """\
+examples:
+  hmu bench --method original
+  hmu bench --method rece --seeds 0 1 2 --workers 2
+  hmu bench --method all --task embedded_violence --task embedded_kick
+  hmu bench --method original --runner local --no-mlflow --results /tmp/results
+  hmu bench --method rece --task humanml3d_violence --data humanml3d=dataset/HumanML3D \\
+            --base-model humanml3d=models/momask --evaluator humanml3d=checkpoints/t2m
+  hmu bench --method original --motions 300 --steps 20 --evaluator-epochs 1 --max-prompts 8 \\
+            --passes 2 --repeats 2 --generation timesteps=2          # a smoke test in a few minutes
+  hmu bench --log-only                      # log every stored run folder not in MLflow yet
+
+what a run leaves (results/runs/<method>--<task>--s<seed>--<hash>/):
+  run_spec.json status.json provenance.json metrics.json {unlearn,generate,evaluate}/ logs/ samples/
+"""
+
+
+def _pairs(values: list[str] | None, option: str) -> dict[str, Path]:
+    pairs: dict[str, Path] = {}
+    for value in values or []:
+        name, sep, path = value.partition("=")
+        if not sep or not name or not path:
+            raise HMUError(f"{option} {value!r}: expected NAME=DIR (the dataset's name, e.g. humanml3d=...)")
+        pairs[name] = Path(path)
+    return pairs
+
+
+def _settings(values: list[str] | None) -> dict[str, Any]:
+    settings: dict[str, Any] = {}
+    for value in values or []:
+        name, sep, text = value.partition("=")
+        if not sep or not name:
+            raise HMUError(f"--generation {value!r}: expected NAME=VALUE (e.g. timesteps=10)")
+        try:
+            settings[name] = json.loads(text)
+        except json.JSONDecodeError:
+            settings[name] = text
+    return settings
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "bench",
+        help="run methods on tasks, evaluate, store every run and log it to MLflow",
+        description="Run each method (every sweep point) on each task and seed: unlearn, generate,\n"
+        "evaluate, each stage in its container (or as a local process), cached by the hash of its inputs.\n"
+        "Prepares the embedded dataset, the base model and the evaluator on first use. Stores one folder\n"
+        "per run under <results>/runs/, logs it to MLflow and prints a summary.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--method",
+        action="append",
+        metavar="NAME",
+        help="a method to run (repeatable), or 'all'; required unless --log-only",
+    )
+    parser.add_argument(
+        "--task", action="append", metavar="NAME|FILE", help="a task (repeatable; default embedded_violence)"
+    )
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="S", help="seeds (default 0)")
+    parser.add_argument("--results", type=Path, default=Path("results"), help="results folder (results/)")
+    parser.add_argument("--cache", type=Path, metavar="DIR", help="stage cache (default <results>/cache)")
+    parser.add_argument(
+        "--runner",
+        choices=("auto", "local", "docker"),
+        default="auto",
+        help="docker (sandboxed), local (processes, no sandbox), auto: docker when an engine answers",
+    )
+    parser.add_argument("--workers", type=int, default=1, help="stages run at the same time (default 1)")
+    parser.add_argument(
+        "--base-image", metavar="REF", help="docker: the base of the images (default: built offline)"
+    )
+    parser.add_argument(
+        "--torch-spec", default=DEFAULT_TORCH_SPEC, help=f"docker: torch in the images ({DEFAULT_TORCH_SPEC})"
+    )
+    parser.add_argument("--fresh", action="store_true", help="ignore the stage cache and stored runs")
+    parser.add_argument("--retry-failed", action="store_true", help="run again the runs stored as failed")
+    parser.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
+    parser.add_argument("--no-gifs", action="store_true", help="log no GIFs of the sample motions")
+    parser.add_argument(
+        "--log-only", action="store_true", help="only log the stored run folders to MLflow, then stop"
+    )
+    parser.add_argument(
+        "--tracking-uri",
+        metavar="URI",
+        help="MLflow URI (default $MLFLOW_TRACKING_URI or sqlite:///<results>/mlflow.db)",
+    )
+    data = parser.add_argument_group("shared inputs")
+    data.add_argument("--motions", type=int, metavar="N", help="embedded dataset size (default 2000)")
+    data.add_argument("--data", action="append", metavar="NAME=DIR", help="a dataset folder of yours")
+    data.add_argument("--base-model", action="append", metavar="NAME=DIR", help="a base model of yours")
+    data.add_argument("--evaluator", action="append", metavar="NAME=DIR", help="an evaluator of yours")
+    data.add_argument("--steps", type=int, metavar="N", help="base model: steps per part (default: recipe)")
+    data.add_argument("--evaluator-epochs", type=int, metavar="N", help="evaluator epochs (default: its own)")
+    data.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        metavar="N",
+        help="threads of the bench's own training (1: the fastest on a shared machine)",
+    )
+    data.add_argument(
+        "--device", metavar="DEV", help="cpu or cuda for training and evaluation (default: auto)"
+    )
+    protocol = parser.add_argument_group("evaluation")
+    protocol.add_argument("--repeats", type=int, default=20, help="evaluation repeats (default 20)")
+    protocol.add_argument(
+        "--passes", type=int, metavar="N", help="generation passes per prompt (default: --repeats)"
+    )
+    protocol.add_argument(
+        "--max-prompts", type=int, default=32, metavar="N", help="reference motions per prompt set (32)"
+    )
+    protocol.add_argument(
+        "--generation", action="append", metavar="NAME=VALUE", help="a sampling setting, e.g. timesteps=10"
+    )
+    protocol.add_argument(
+        "--reference",
+        default="retrain",
+        metavar="NAME",
+        help="the reference method D_r ('none': no reference; default retrain)",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from benchmark.harness.bench import DEFAULT_EMBEDDED_MOTIONS, BenchConfig, format_summary, run_bench
+    from benchmark.harness.spec import EvaluationSpec
+
+    if args.log_only:
+        from benchmark.harness.tracking import log_results
+
+        logged = log_results(args.results, args.tracking_uri, render_gifs=not args.no_gifs)
+        new = sum(1 for run in logged if run.new)
+        print(f"{len(logged)} run folder(s) under {args.results / 'runs'}: {new} logged now")
+        return 0
+    if not args.method:
+        raise HMUError("name a method with --method NAME (or --method all)")
+    config = BenchConfig(
+        methods=tuple(args.method),
+        tasks=tuple(args.task or ("embedded_violence",)),
+        seeds=tuple(args.seeds),
+        results_dir=args.results,
+        cache_dir=args.cache,
+        runner=args.runner,
+        workers=args.workers,
+        base_image=args.base_image,
+        torch_spec=args.torch_spec,
+        embedded_motions=args.motions or DEFAULT_EMBEDDED_MOTIONS,
+        data_dirs=_pairs(args.data, "--data"),
+        base_models=_pairs(args.base_model, "--base-model"),
+        evaluators=_pairs(args.evaluator, "--evaluator"),
+        model_steps=args.steps,
+        evaluator_epochs=args.evaluator_epochs,
+        evaluation=EvaluationSpec(
+            repeats=args.repeats, passes=args.passes or args.repeats, max_prompts=args.max_prompts
+        ),
+        generation=_settings(args.generation),
+        reference_method=None if args.reference == "none" else args.reference,
+        fresh=args.fresh,
+        retry_failed=args.retry_failed,
+        track=not args.no_mlflow,
+        tracking_uri=args.tracking_uri,
+        render_gifs=not args.no_gifs,
+        threads=args.threads,
+        device=args.device,
+    )
+    summary = run_bench(config)
+    print(format_summary(summary))
+    return 0 if summary.ok else 1
