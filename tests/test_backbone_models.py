@@ -185,6 +185,29 @@ def test_rvq_eval_encoding_is_deterministic_argmin() -> None:
     torch.testing.assert_close(vq(motion)[0], vq(motion)[0])
 
 
+def test_rvq_codes_are_float32_under_autocast() -> None:
+    """Mixed-precision training (bfloat16 autocast) must not change which codes the quantizer picks: its
+    distances and EMA statistics stay float32 (checked on CPU autocast, which lowers matmuls the same way)."""
+    vq = ResidualVQVAE(dataclasses.replace(TINY_RVQ, nb_code=512, code_dim=64))
+    vq.train()(torch.randn(8, 32, 263))
+    vq.eval()
+    latent = vq.encoder(torch.randn(8, 64, 263).permute(0, 2, 1))
+    expected = vq.quantizer.quantize(latent)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(vq.quantizer.quantize(latent), expected)
+        _, indices, _, _ = vq.quantizer(latent)
+        assert torch.equal(indices, expected)
+        quantized = vq.quantizer(latent)[0]
+    assert quantized.dtype == torch.float32
+    # Without the guard, bfloat16 distances pick other codes for some positions (what the guard prevents).
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        flat = latent.permute(0, 2, 1).reshape(-1, latent.shape[1])
+        codebook = vq.quantizer.layers[0].codebook
+        distance = flat.pow(2).sum(-1, keepdim=True) - 2 * flat @ codebook.t() + codebook.pow(2).sum(-1)
+        lowered = distance.argmin(-1)
+    assert not torch.equal(lowered, expected[..., 0].reshape(-1))
+
+
 def test_rvq_codebook_edits_change_decoding_and_loading_marks_initialised() -> None:
     vq = ResidualVQVAE(TINY_RVQ)
     vq.train()(torch.randn(4, 32, 263))

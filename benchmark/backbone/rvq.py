@@ -244,7 +244,12 @@ class ResidualQuantizer(nn.Module):
 
     def forward(self, x: Tensor, temperature: float = 0.0) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """x (B, code_dim, n) -> (quantized (B, code_dim, n), indices (B, n, Q) with -1 for dropped layers,
-        commit loss and perplexity averaged over the active layers)."""
+        commit loss and perplexity averaged over the active layers). Always computed in float32, also
+        under CUDA autocast: bfloat16 distances pick other codes and spoil the EMA codebook statistics."""
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return self._forward(x.float(), temperature)
+
+    def _forward(self, x: Tensor, temperature: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         num_layers = len(self.layers)
         last_active = num_layers - 1
         if self.training and torch.rand(()).item() < self.cfg.quantize_dropout_prob:
@@ -268,14 +273,16 @@ class ResidualQuantizer(nn.Module):
 
     @torch.no_grad()
     def quantize(self, x: Tensor) -> Tensor:
-        """x (B, code_dim, n) -> indices (B, n, Q) by argmin in every layer: no sampling, dropout or EMA."""
+        """x (B, code_dim, n) -> indices (B, n, Q) by argmin in every layer: no sampling, dropout or EMA.
+        In float32, as `forward`."""
         batch, dim, n = x.shape
-        residual = x.permute(0, 2, 1).reshape(-1, dim)
         indices = []
-        for layer in self.layers:
-            layer_indices = layer.select(residual)
-            residual = residual - F.embedding(layer_indices, layer.codebook)
-            indices.append(layer_indices.view(batch, n))
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            residual = x.float().permute(0, 2, 1).reshape(-1, dim)
+            for layer in self.layers:
+                layer_indices = layer.select(residual)
+                residual = residual - F.embedding(layer_indices, layer.codebook)
+                indices.append(layer_indices.view(batch, n))
         return torch.stack(indices, -1)
 
     def dequantize(self, indices: Tensor) -> Tensor:
