@@ -1,5 +1,6 @@
-"""methods/lcr: document-frequency statistics, the two rankings, the codebook edit, the keyed cache, and
-unlearn end to end through the entrypoint on a random small model and a tiny generated dataset."""
+"""methods/lcr and the code statistics it shares with code_ban (`benchmark.unlearning.codes`):
+document-frequency statistics, the two rankings, the codebook edit, the keyed cache, and unlearn end to end
+through the entrypoint on a random small model and a tiny generated dataset."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from benchmark.api.entrypoint import EXIT_METHOD_FAILED, EXIT_OK, run_stage
 from benchmark.backbone.model import load_model, model_hash
 from benchmark.cli.main import main
 from benchmark.data.humanml3d import HumanML3DFolder
+from benchmark.unlearning import codes
 
 lcr = method_module("lcr")
 TEXT_ENCODER = {"encoder": "none", "dim": 384}
@@ -43,42 +45,42 @@ def world(tmp_path_factory) -> dict[str, Path]:
 
 def test_document_frequencies_count_each_code_once_per_document() -> None:
     # 3 documents, 4 tokens, 2 layers.
-    codes = torch.tensor(
+    tokens = torch.tensor(
         [
             [[1, 0], [1, 2], [3, 2], [1, 2]],  # layer 0: {1, 3}; layer 1: {0, 2}
             [[0, 0], [0, 0], [0, 0], [0, 0]],  # layer 0: {0};    layer 1: {0}
             [[3, 1], [4, 1], [1, 4], [3, 4]],  # layer 0: {1, 3, 4}; layer 1: {1, 4}
         ]
     )
-    counts = lcr.document_frequencies(codes, nb_code=5)
+    counts = codes.document_frequencies(tokens, nb_code=5)
     assert counts.tolist() == [[1, 2, 0, 2, 1], [2, 1, 1, 0, 1]]
 
 
 def test_scores_are_the_originals_and_the_selection_is_the_union_of_both_top_k() -> None:
     forget = np.array([3, 1, 0, 5, 2, 2])
     retain = np.array([1, 0, 0, 10, 4, 4])
-    raw, normalised = lcr.code_scores(forget, retain)
+    raw, normalised = codes.code_scores(forget, retain)
     assert raw[0] == pytest.approx(3 / (1 + 1e-8)) and raw[1] == pytest.approx(1 / 1e-8)
     assert normalised[0] == pytest.approx((3 / 13) / (1 / 19 + 1e-8))
     # Ranking by s1: 1 (1e8), 0 (3), 3 (0.5), 4 = 5 (0.5, ties to the lower index); code 2 never occurs in a
     # forget motion and is never chosen, even with k past the occurring codes.
-    assert lcr.select_codes(forget, retain, 2) == [0, 1]
-    assert lcr.select_codes(forget, retain, 3) == [0, 1, 3]
-    assert lcr.select_codes(forget, retain, 6) == [0, 1, 3, 4, 5]
+    assert codes.select_codes(forget, retain, 2) == [0, 1]
+    assert codes.select_codes(forget, retain, 3) == [0, 1, 3]
+    assert codes.select_codes(forget, retain, 6) == [0, 1, 3, 4, 5]
     # With a huge retain total the ε of s2 matters: s1 puts code 1 (n_r = 0) first, s2 code 0, so the union
     # of the top 1 of each holds both.
     forget = np.array([3, 1, 0])
     retain = np.array([1, 0, 10**8])
-    raw, normalised = lcr.code_scores(forget, retain)
+    raw, normalised = codes.code_scores(forget, retain)
     assert int(np.argmax(raw)) == 1 and int(np.argmax(normalised)) == 0
-    assert lcr.select_codes(forget, retain, 1) == [0, 1]
+    assert codes.select_codes(forget, retain, 1) == [0, 1]
 
 
 def test_crop_windows() -> None:
     rng = np.random.default_rng(0)
-    assert lcr.crop_windows(43, 4, 1, rng) == [(0, 40)]
-    assert lcr.crop_windows(3, 4, 5, rng) == []
-    windows = lcr.crop_windows(43, 4, 200, rng)
+    assert codes.crop_windows(43, 4, 1, rng) == [(0, 40)]
+    assert codes.crop_windows(3, 4, 5, rng) == []
+    windows = codes.crop_windows(43, 4, 200, rng)
     assert len(windows) == 200
     assert {length for _, length in windows} == {36, 40}  # whole tokens, sometimes one fewer
     assert all(0 <= start and start + length <= 43 for start, length in windows)
@@ -90,20 +92,20 @@ def test_statistics_equal_encoding_each_motion_alone(world: dict[str, Path]) -> 
     backbone = load_model(world["model"]).backbone
     folder = HumanML3DFolder(world["data"])
     forget, retain = split_ids(world["data"])
-    _, lengths = lcr.read_motion_files(folder, forget + retain)
-    statistics = lcr.code_statistics(backbone, folder.features, lengths, forget, passes=1, seed=0)
+    _, lengths = codes.read_motion_files(folder, forget + retain)
+    statistics = codes.code_statistics(backbone, folder.features, lengths, forget, passes=1, seed=0)
     rvq = backbone.config.rvq
     expected = np.zeros((2, rvq.num_quantizers, rvq.nb_code), dtype=np.int64)
     for motion_id in forget + retain:
         motion = folder.features(motion_id)
         motion = motion[: len(motion) // 4 * 4]
-        codes = backbone.rvq.encode(backbone.normalise(torch.from_numpy(motion)[None]))[0].numpy()
+        encoded = backbone.rvq.encode(backbone.normalise(torch.from_numpy(motion)[None]))[0].numpy()
         for layer in range(rvq.num_quantizers):
-            expected[0 if motion_id in forget else 1, layer, np.unique(codes[:, layer])] += 1
+            expected[0 if motion_id in forget else 1, layer, np.unique(encoded[:, layer])] += 1
     assert np.array_equal(statistics.forget, expected[0])
     assert np.array_equal(statistics.retain, expected[1])
     assert statistics.documents.tolist() == [len(forget), len(retain)]
-    crops = lcr.code_statistics(backbone, folder.features, lengths, forget, passes=3, seed=0)
+    crops = codes.code_statistics(backbone, folder.features, lengths, forget, passes=3, seed=0)
     assert crops.documents.tolist() == [3 * len(forget), 3 * len(retain)]
 
 
@@ -154,7 +156,7 @@ def test_a_censored_target_is_redrawn_outside_every_edited_layer() -> None:
 def test_the_cache_key_follows_the_model_the_ids_and_the_data(world: dict[str, Path], tmp_path: Path) -> None:
     folder = HumanML3DFolder(world["data"])
     forget, retain = split_ids(world["data"])
-    digests, _ = lcr.read_motion_files(folder, forget + retain)
+    digests, _ = codes.read_motion_files(folder, forget + retain)
     backbone = load_model(world["model"]).backbone
 
     def key(**changes: object) -> str:
@@ -167,7 +169,7 @@ def test_the_cache_key_follows_the_model_the_ids_and_the_data(world: dict[str, P
             "seed": 0,
         }
         arguments.update(changes)
-        return json.dumps(lcr.statistics_material(**arguments), sort_keys=True)
+        return json.dumps(codes.statistics_material(**arguments), sort_keys=True)
 
     base = key()
     assert key(forget_ids=forget[::-1], retain_ids=retain[::-1]) == base  # a set of motions, not a list
@@ -186,14 +188,14 @@ def test_the_cache_key_follows_the_model_the_ids_and_the_data(world: dict[str, P
 
 
 def test_a_stale_cache_entry_is_never_used(tmp_path: Path) -> None:
-    cache = lcr.StatisticsCache(tmp_path)
+    cache = codes.StatisticsCache(tmp_path)
     calls = []
 
     def compute(value: int) -> object:
         def run():
             calls.append(value)
             counts = np.full((2, 4), value, dtype=np.int64)
-            return lcr.CodeStatistics(counts, counts, np.array([value, value]), np.zeros(2, dtype=np.int64))
+            return codes.CodeStatistics(counts, counts, np.array([value, value]), np.zeros(2, dtype=np.int64))
 
         return run
 
@@ -228,7 +230,7 @@ def _unlearn(
 
 
 def test_unlearn_edits_only_the_base_codebook(world: dict[str, Path], tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv(lcr.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(codes.CACHE_ENV, str(tmp_path / "cache"))
     code, result = _unlearn(world, "replace", {"k": 4, "alpha": 0.5})
     assert code == EXIT_OK, result
     model = world["root"] / "out-replace" / "model"

@@ -158,17 +158,8 @@ def run_train(args: argparse.Namespace) -> int:
     from benchmark.backbone.generation import text_encoder_for
     from benchmark.backbone.model import Backbone, DatasetInfo, load_model, model_hash, save_model
     from benchmark.text import build_text_encoder
-    from benchmark.training import (
-        MODEL_PARTS,
-        PARTS,
-        MotionData,
-        TextFeatureCache,
-        train_length_estimator,
-        train_mask_transformer,
-        train_residual_transformer,
-        train_rvq,
-    )
-    from benchmark.training.loops import state_digest
+    from benchmark.training import MODEL_PARTS, PARTS, MotionData, TextFeatureCache
+    from benchmark.training.loops import data_record, part_record, train_part
 
     started = time.perf_counter()
     if args.threads is not None:
@@ -235,48 +226,14 @@ def run_train(args: argparse.Namespace) -> int:
             args.init,
         )
 
-    data_record = {
-        "data": str(data.folder.root.resolve()),
-        "data_sha256": data.content_hash(),
-        "split": data.split,
-        "train_ids": len(data.train_ids),
-        "val_split": data.val_split,
-    }
+    data_facts = data_record(data)
     report: dict[str, Any] = {
         "setup": {"captions_encoded": len(texts), "seconds": setup_seconds},
         "parts": {},
     }
     for part in parts:
-        if part == "rvq":
-            result = train_rvq(data, backbone.rvq, settings[part], work)
-        elif part == "mask":
-            result = train_mask_transformer(
-                data, backbone.mask_transformer, backbone.rvq, texts, settings[part], work
-            )
-        elif part == "residual":
-            result = train_residual_transformer(
-                data, backbone.residual_transformer, backbone.rvq, texts, settings[part], work
-            )
-        else:
-            assert backbone.length_estimator is not None  # added above when training it
-            result = train_length_estimator(
-                data,
-                backbone.length_estimator,
-                texts,
-                settings[part],
-                work,
-                frames_per_token=backbone.frames_per_token,
-            )
-        record: dict[str, Any] = {
-            **data_record,
-            "settings": settings[part].provenance(),
-            "steps": result.steps,
-            "metrics": _json_safe(result.metrics),
-        }
-        if part in ("mask", "residual"):
-            record["rvq_sha256"] = state_digest(backbone.rvq)
-        if part != "rvq":
-            record["text_encoder"] = str(texts.identity.get("encoder"))
+        result = train_part(part, backbone, data, texts, settings[part], work)
+        record = part_record(part, result, settings[part], data_facts, backbone, texts)
         provenance_parts[MODEL_PARTS[part]] = record
         report["parts"][part] = {
             "steps": result.steps,

@@ -49,6 +49,9 @@ Prepare = Callable[[Any], Any]
 """A collated batch -> the objective's inputs, on the training device."""
 Objective = Callable[[Any], tuple[Tensor, dict[str, Tensor]]]
 """Inputs -> (scalar loss to minimise, {name: scalar} shown on the progress bar, e.g. accuracy)."""
+StepHook = Callable[[int, int, float], None]
+"""Called after every optimiser step with (steps done in this call, steps still to do, seconds since
+this call began training); it may raise to stop the run (the time budget of `benchmark.unlearning`)."""
 
 
 class TrainingError(HMUError):
@@ -183,10 +186,11 @@ def run_loop(
     checkpoint: Path | None,
     fingerprint: Mapping[str, Any],
     collate_fn: Callable[[list[Any]], Any] | None = None,
+    step_hook: StepHook | None = None,
 ) -> LoopResult:
     """Train `model` (already on the device, fresh or loaded) for `settings`, resuming from `checkpoint` when
     that file exists and writing it every `checkpoint_every` steps and at the end. The model is left in
-    train mode; the caller switches it to eval."""
+    train mode; the caller switches it to eval. `step_hook` is called after every step."""
     device = resolve_device(settings.device)
     size = len(dataset)  # type: ignore[arg-type]
     if size == 0:
@@ -318,6 +322,8 @@ def run_loop(
                 if step % settings.checkpoint_every == 0 or step == steps:
                     flush()
                     save()
+                if step_hook is not None:
+                    step_hook(step - resumed_from, steps - step, time.perf_counter() - started)
                 if step == steps:
                     break
             else:

@@ -11,7 +11,9 @@ trained module and its metrics on the validation split.
     mask.metrics["mask_val_accuracy"]
 
 With a work folder, each part keeps `<work>/<part>/latest.pt` and a second call with the same folder resumes
-from it (a finished part only re-evaluates); see `benchmark.training.engine` for what is guaranteed.
+from it (a finished part only re-evaluates); see `benchmark.training.engine` for what is guaranteed. A
+`step_hook` is called after every step (`engine.StepHook`). `train_part` trains any part of a backbone by
+name and `part_record` is what a model folder records of it (`hmu train`, and the `retrain` method).
 
 The transformers train on the codes of the frozen RVQ, encoded on the fly from each batch's motion crops as
 MoMask does (crops start at any frame, so codes cannot be computed once per motion); the RVQ runs without
@@ -42,7 +44,7 @@ from benchmark.backbone.config import (
     RVQConfig,
 )
 from benchmark.backbone.length_estimator import LengthEstimator
-from benchmark.backbone.model import resolve_device
+from benchmark.backbone.model import Backbone, resolve_device
 from benchmark.backbone.rvq import ResidualVQVAE, reconstruction_loss
 from benchmark.backbone.transformers import MaskTransformer, ResidualTransformer
 from benchmark.data.torch_datasets import (
@@ -54,7 +56,7 @@ from benchmark.data.torch_datasets import (
 )
 from benchmark.motion.features import joints_from_features
 from benchmark.training.data import MotionData, TextFeatureCache
-from benchmark.training.engine import LoopResult, TrainingError, run_loop
+from benchmark.training.engine import LoopResult, StepHook, TrainingError, run_loop
 from benchmark.training.settings import TrainSettings
 
 logger = logging.getLogger(__name__)
@@ -160,6 +162,7 @@ def train_rvq(
     model: ResidualVQVAE | RVQConfig,
     settings: TrainSettings,
     work_dir: str | Path | None = None,
+    step_hook: StepHook | None = None,
 ) -> TrainResult:
     """Train the motion tokenizer on every `window_size`-frame window of the training motions (MoMask's
     loss: SmoothL1 + position term + commitment; EMA codebooks). Metrics on the val motions: mean L1 in the
@@ -189,6 +192,7 @@ def train_rvq(
         settings,
         checkpoint=_checkpoint(work_dir, "rvq"),
         fingerprint=fingerprint,
+        step_hook=step_hook,
     )
     return _result("rvq", rvq, loop, evaluate_rvq(rvq, data), started)
 
@@ -277,6 +281,7 @@ def train_mask_transformer(
     texts: TextFeatureCache,
     settings: TrainSettings,
     work_dir: str | Path | None = None,
+    step_hook: StepHook | None = None,
 ) -> TrainResult:
     """Train the masked transformer on the base-layer codes of the frozen `rvq` (MoMask's objective: cosine
     mask ratio, BERT corruption, condition dropout). Metrics: cross-entropy and token accuracy at the masked
@@ -315,6 +320,7 @@ def train_mask_transformer(
         settings,
         checkpoint=_checkpoint(work_dir, "mask"),
         fingerprint=fingerprint,
+        step_hook=step_hook,
     )
     return _result("mask", mask, loop, evaluate_mask_transformer(mask, rvq, texts, data, settings), started)
 
@@ -359,6 +365,7 @@ def train_residual_transformer(
     texts: TextFeatureCache,
     settings: TrainSettings,
     work_dir: str | Path | None = None,
+    step_hook: StepHook | None = None,
 ) -> TrainResult:
     """Train the residual transformer on all layers' codes of the frozen `rvq` (one layer q per sample, skewed
     toward q=1, as MoMask). Metrics: accuracy of each layer 1..Q-1 on the val items given the true lower
@@ -398,6 +405,7 @@ def train_residual_transformer(
         settings,
         checkpoint=_checkpoint(work_dir, "residual"),
         fingerprint=fingerprint,
+        step_hook=step_hook,
     )
     metrics = evaluate_residual_transformer(residual, rvq, texts, data, settings)
     return _result("residual", residual, loop, metrics, started)
@@ -454,6 +462,7 @@ def train_length_estimator(
     work_dir: str | Path | None = None,
     *,
     frames_per_token: int = 4,
+    step_hook: StepHook | None = None,
 ) -> TrainResult:
     """Train the length estimator: cross-entropy of the text feature's logits against the drawn length in
     tokens (frames // frames_per_token, capped at the last class), as MoMask. Metrics on the val items:
@@ -487,6 +496,7 @@ def train_length_estimator(
         settings,
         checkpoint=_checkpoint(work_dir, "length"),
         fingerprint=fingerprint,
+        step_hook=step_hook,
     )
     metrics = evaluate_length_estimator(estimator, texts, data, settings, frames_per_token)
     return _result("length", estimator, loop, metrics, started)
@@ -517,3 +527,77 @@ def evaluate_length_estimator(
             error += float((predicted - target).abs().sum())
             count += len(target)
     return dict(zip(names, (loss_sum / count, correct / count, error / count), strict=True))
+
+
+# ----------------------------------------------------------------------------- a backbone, part by part
+
+
+def train_part(
+    part: str,
+    backbone: Backbone,
+    data: MotionData,
+    texts: TextFeatureCache,
+    settings: TrainSettings,
+    work_dir: str | Path | None = None,
+    step_hook: StepHook | None = None,
+) -> TrainResult:
+    """Train the part `part` (rvq, mask, residual or length) of `backbone` in place, the transformers on
+    the codes of its RVQ. The backbone must have a length estimator to train `length`."""
+    if part == "rvq":
+        return train_rvq(data, backbone.rvq, settings, work_dir, step_hook)
+    if part == "mask":
+        return train_mask_transformer(
+            data, backbone.mask_transformer, backbone.rvq, texts, settings, work_dir, step_hook
+        )
+    if part == "residual":
+        return train_residual_transformer(
+            data, backbone.residual_transformer, backbone.rvq, texts, settings, work_dir, step_hook
+        )
+    if part == "length":
+        if backbone.length_estimator is None:
+            raise TrainingError("the backbone has no length estimator to train")
+        return train_length_estimator(
+            data,
+            backbone.length_estimator,
+            texts,
+            settings,
+            work_dir,
+            frames_per_token=backbone.frames_per_token,
+            step_hook=step_hook,
+        )
+    raise TrainingError(f"unknown part {part!r}: expected rvq, mask, residual or length")
+
+
+def data_record(data: MotionData) -> dict[str, Any]:
+    """What a model folder records of the data a part was trained on (`part_record`)."""
+    return {
+        "data": str(data.folder.root.resolve()),
+        "data_sha256": data.content_hash(),
+        "split": data.split,
+        "train_ids": len(data.train_ids),
+        "val_split": data.val_split,
+    }
+
+
+def part_record(
+    part: str,
+    result: TrainResult,
+    settings: TrainSettings,
+    data_facts: dict[str, Any],
+    backbone: Backbone,
+    texts: TextFeatureCache,
+) -> dict[str, Any]:
+    """The provenance of one trained part (`model.json` `provenance.parts.<part name>`): the data
+    (`data_record`), the recipe (`TrainSettings.provenance`), the steps and the final metrics (NaN as null),
+    the RVQ a transformer learnt the codes of and the text encoder."""
+    record: dict[str, Any] = {
+        **data_facts,
+        "settings": settings.provenance(),
+        "steps": result.steps,
+        "metrics": {name: value if math.isfinite(value) else None for name, value in result.metrics.items()},
+    }
+    if part in ("mask", "residual"):
+        record["rvq_sha256"] = state_digest(backbone.rvq)
+    if part != "rvq":
+        record["text_encoder"] = str(texts.identity.get("encoder"))
+    return record

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from benchmark.errors import ConfigError
@@ -139,6 +140,23 @@ class TrainSettings:
         for name in ("log_every", "checkpoint_every", "num_workers", "progress"):
             del data[name]
         return data
+
+    @classmethod
+    def from_provenance(cls, data: Any, path: str | Path, field: str) -> TrainSettings:
+        """The settings a model folder recorded (`provenance()`) at `field` of the file `path`, with the
+        display options at their defaults. A missing, unknown or ill-typed field is a ConfigError."""
+        if not isinstance(data, dict):
+            raise ConfigError(path, field, f"expected an object, got {type(data).__name__}")
+        recorded = set(cls(part="rvq", steps=0).provenance())
+        unknown = sorted(set(data) - recorded)
+        missing = sorted(recorded - set(data))
+        if unknown or missing:
+            name = (unknown or missing)[0]
+            raise ConfigError(path, f"{field}.{name}", "unknown field" if unknown else "missing")
+        try:
+            return cls(**dict(data, betas=tuple(data["betas"]), milestones=tuple(data["milestones"])))
+        except (TypeError, ConfigError) as error:
+            raise ConfigError(path, field, f"not usable training settings: {error}") from None
 
     @classmethod
     def published(cls, part: str) -> TrainSettings:
