@@ -1,5 +1,6 @@
 """Shared by the container tests: the real Docker engine (or a loud skip), the images built once per test
-process, a tiny model, request folders, and test methods that misbehave on purpose.
+process, test methods and images that misbehave on purpose, and the tiny bench world. The tiny model and
+its request folders are the library's (`benchmark.harness.tinyworld`), which `hmu check` runs on.
 
 The engine: without one the container tests skip with the reason, and fail when CI is set (CI must exercise
 the real engine; `ci/start-docker.sh` starts it). The images are content-tagged, so a second test run reuses
@@ -8,32 +9,28 @@ them in seconds.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-import json
 import os
-import shutil
 import sys
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import pytest
-import torch
 
-from benchmark.backbone.config import BackboneConfig
-from benchmark.backbone.generation import Prompt, write_prompts
-from benchmark.backbone.model import Backbone, save_model
+from benchmark.harness.bench import BenchConfig
 from benchmark.harness.docker import DockerCLI
-from benchmark.harness.images import ImageBuildSettings, ImageSet, build_images
-from benchmark.text.encoders import build_text_encoder
-
-PROMPTS = [
-    Prompt("walk", "a person walks forward", 24, repeats=2, seed=1),
-    Prompt("kick", "a person kicks with the right leg", 17, repeats=1, seed=2),
-]
-SETTINGS = {"timesteps": 2, "batch_size": 4}
-"""Fewer decoding steps than MoMask's 10: the contract does not depend on the count."""
+from benchmark.harness.images import (
+    BuiltImage,
+    ImageBuildSettings,
+    ImageSet,
+    build_folder_image,
+    build_images,
+)
+from benchmark.harness.spec import EvaluationSpec
+from benchmark.harness.tinyworld import make_readable as readable
 
 
 def require_engine() -> DockerCLI:
@@ -67,71 +64,6 @@ def built_images() -> ImageSet:
     after (by content tag, also across runs)."""
     require_engine()
     return _built()
-
-
-def readable(path: Path) -> Path:
-    """Let the container user (uid 1000, not the owner) read a folder tree the tests made as root (pytest's
-    temporary folders are 0700)."""
-    for folder, _, files in os.walk(path):
-        os.chmod(folder, 0o755)
-        for name in files:
-            os.chmod(Path(folder) / name, 0o644)
-    return path
-
-
-def tiny_model(path: Path) -> Path:
-    """A random small backbone saved as a model folder (MiniLM text features, 263-d motions)."""
-    torch.manual_seed(0)
-    rng = np.random.default_rng(0)
-    backbone = Backbone(BackboneConfig.small(), rng.normal(size=263), rng.uniform(0.5, 2.0, size=263))
-    with torch.no_grad():  # an untrained RVQ has all-zero codebooks: every code would decode alike
-        for codebook in backbone.rvq.codebooks:
-            codebook.normal_()
-    save_model(
-        backbone,
-        path,
-        text_encoder_identity=build_text_encoder("minilm").identity(),
-        dataset={"name": "embedded", "fps": 20.0, "feature_dim": 263},
-        provenance={"kind": "trained", "recipe": "random"},
-    )
-    return path
-
-
-def unlearn_input(folder: Path, model: Path) -> Path:
-    """A request folder for `unlearn`: the model copied in, an empty data folder, relative paths only (the
-    same folder works at /hmu/input and on the host)."""
-    folder.mkdir(parents=True)
-    shutil.copytree(model, folder / "base_model")
-    (folder / "data").mkdir()
-    request = {
-        "schema": "hmu.unlearn-request/1",
-        "task": {"name": "embedded_violence", "version": 1},
-        "concept": {"name": "violence", "keywords": ["kick", "punch"]},
-        "base_model": "base_model",
-        "data_dir": "data",
-        "forget": {"motion_ids": ["000001"], "prompts": ["a person kicks"]},
-        "retain": {"motion_ids": ["000002"], "prompts": ["a person walks"]},
-        "seed": 0,
-        "device": "cpu",
-    }
-    (folder / "request.json").write_text(json.dumps(request))
-    return readable(folder)
-
-
-def generate_input(folder: Path, model: Path) -> Path:
-    """A request folder for `generate`: the model copied in, the prompt file, relative paths only."""
-    folder.mkdir(parents=True)
-    shutil.copytree(model, folder / "model")
-    write_prompts(folder / "prompts.json", PROMPTS)
-    request = {
-        "schema": "hmu.generate-request/1",
-        "model": "model",
-        "prompts": "prompts.json",
-        "settings": SETTINGS,
-        "device": "cpu",
-    }
-    (folder / "request.json").write_text(json.dumps(request))
-    return readable(folder)
 
 
 # ----------------------------------------------------------------------------- misbehaving methods
@@ -248,3 +180,123 @@ def bad_methods(root: Path) -> Path:
         (folder / "method.py").write_text(source)
         (folder / "README.md").write_text(f"# {name}\n")
     return readable(root)
+
+
+# ----------------------------------------------------------------------------- a tiny bench world
+
+
+def tiny_bench(tmp_path_factory: pytest.TempPathFactory, results: str, **changes: Any) -> BenchConfig:
+    """The tiny bench world (a 200-motion embedded dataset, a base model trained for two steps, an evaluator
+    trained for one epoch, 2 repeats of 4 prompts per set): about a minute to prepare the first time. Its
+    cache (prepared inputs and stages, keyed by their inputs) is shared by every bench of the test session;
+    `results` names this bench's own results folder."""
+    base = tmp_path_factory.getbasetemp()
+    config = BenchConfig(
+        results_dir=base / results,
+        cache_dir=readable(base) / "tiny-bench-cache",
+        workers=2,
+        embedded_motions=200,
+        model_steps=2,
+        evaluator_epochs=1,
+        evaluation=EvaluationSpec(repeats=2, passes=2, max_prompts=4),
+        generation={"timesteps": 2, "batch_size": 16},
+        threads=1,
+        render_gifs=False,
+    )
+    return dataclasses.replace(config, **changes)
+
+
+# ----------------------------------------------------------------------------- external method images
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "examples" / "external_method"
+
+BAD_IMAGES: dict[str, str] = {
+    "crash": "unlearn raises before writing anything",
+    "hang": "unlearn sleeps for an hour",
+    "nan": "generate writes NaN motions behind an ok result.json",
+    "write_outside": "unlearn writes into /opt",
+    "link_out": "unlearn leaves a link to /etc/passwd in its model folder",
+    "network": "unlearn connects to an outside address",
+    "oversized": "unlearn leaves a 300 MiB file in its model folder",
+    "describe": "describe prints a description without resources",
+}
+"""The deliberately bad images: the example method with one misbehaviour each."""
+
+BAD_ENTRYPOINT = '''"""keyword_filter, misbehaving on purpose: {why}."""
+import json
+import os
+import socket
+import sys
+import time
+
+sys.path.insert(0, "/opt/keyword_filter")
+import keyword_filter
+
+MODE = "{mode}"
+verb = sys.argv[1] if len(sys.argv) > 1 else "describe"
+out = "/hmu/output"
+if MODE == "describe" and verb == "describe":
+    print(json.dumps({{k: v for k, v in keyword_filter.DESCRIPTION.items() if k != "resources"}}))
+    sys.exit(0)
+if verb == "unlearn":
+    if MODE == "crash":
+        raise RuntimeError("crashed on purpose")
+    if MODE == "hang":
+        time.sleep(3600)
+    if MODE == "network":
+        socket.create_connection(("192.0.2.1", 443), timeout=5).close()
+    if MODE == "write_outside":
+        with open("/opt/keyword_filter/stolen.txt", "w") as stream:
+            stream.write("outside the output")
+code = keyword_filter.main(sys.argv)
+if code == 0 and verb == "generate" and MODE == "nan":
+    import numpy as np
+
+    path = os.path.join(out, "motions.npz")
+    with np.load(path) as archive:
+        motions = {{key: np.full_like(archive[key], np.nan) for key in archive.files}}
+    np.savez(path, **motions)
+if code == 0 and verb == "unlearn" and MODE == "link_out":
+    os.symlink("/etc/passwd", os.path.join(out, "model", "passwd"))
+if code == 0 and verb == "unlearn" and MODE == "oversized":
+    with open(os.path.join(out, "model", "padding.bin"), "wb") as stream:
+        stream.truncate(300 * 2**20)  # sparse: instant, and 300 MiB to whoever counts sizes
+sys.exit(code)
+'''
+
+BAD_DOCKERFILE = """ARG METHOD_BASE
+FROM ${METHOD_BASE}
+COPY bad.py /opt/bad/bad.py
+ENTRYPOINT ["python3", "/opt/bad/bad.py"]
+"""
+
+
+@functools.cache
+def _example() -> BuiltImage:
+    images = built_images()
+    return build_folder_image(
+        ImageBuildSettings.for_checkout(),
+        DockerCLI(),
+        EXAMPLE,
+        "hmu-example/keyword_filter",
+        images.method_base,
+    )
+
+
+def example_image() -> BuiltImage:
+    """`examples/external_method` built on the method base (content-tagged: reused when unchanged)."""
+    require_engine()
+    return _example()
+
+
+def bad_image(mode: str, root: Path) -> BuiltImage:
+    """The example with misbehaviour `mode` (BAD_IMAGES), built FROM the example image; `root` is a scratch
+    folder for its build context."""
+    folder = root / mode
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "Dockerfile").write_text(BAD_DOCKERFILE)
+    (folder / "bad.py").write_text(BAD_ENTRYPOINT.format(mode=mode, why=BAD_IMAGES[mode]))
+    return build_folder_image(
+        ImageBuildSettings.for_checkout(), DockerCLI(), folder, f"hmu-test/bad-{mode}", example_image()
+    )

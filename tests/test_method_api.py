@@ -329,3 +329,21 @@ def test_method_yaml_syntax_and_shape_errors(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="field 'resources': missing"):
         load_method_yaml(_yaml(tmp_path, without_resources))
+
+
+def test_a_method_image_is_planned_from_its_description(tmp_path: Path) -> None:
+    """An external image has no method.yaml: its `describe` gives the spec the bench expands (no class);
+    a method.yaml must still name its class."""
+    from benchmark.api.method_yaml import MethodSpec
+
+    spec = load_method_yaml(_yaml(tmp_path, LCR_YAML))
+    from_image = MethodSpec.from_description(spec.description_record())
+    assert from_image.class_ref is None
+    assert [run.name for run in from_image.runs()] == [run.name for run in spec.runs()]
+    assert from_image.resolve_parameters({"k": 8}) == spec.resolve_parameters({"k": 8})
+    with pytest.raises(ContractError, match="is an image"):
+        _ = from_image.module
+    without_class = "".join(line for line in LCR_YAML.splitlines(True) if not line.startswith("class"))
+    with pytest.raises(ConfigError, match="missing") as caught:
+        load_method_yaml(_yaml(tmp_path, without_class))
+    assert caught.value.field == "class"

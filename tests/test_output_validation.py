@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from harness_support import generate_input, tiny_model
 
 from benchmark.backbone.generation import write_motions
 from benchmark.backbone.model import model_hash
 from benchmark.evaluation.schema import METRICS_SCHEMA, RESULT_SCHEMA
+from benchmark.harness.tinyworld import generate_input, tiny_model
 from benchmark.harness.validate import (
     InvalidOutput,
     OutputLimits,

@@ -14,16 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from harness_support import (
-    PROMPTS,
-    bad_methods,
-    built_images,
-    generate_input,
-    readable,
-    require_engine,
-    tiny_model,
-    unlearn_input,
-)
+from harness_support import bad_methods, built_images, readable, require_engine
 
 from benchmark.api.contract import MethodDescription, StageResult
 from benchmark.backbone.generation import read_motions
@@ -39,6 +30,7 @@ from benchmark.harness.runners import (
     StageOutcome,
     select_runner,
 )
+from benchmark.harness.tinyworld import PROMPTS, generate_input, tiny_model, unlearn_input
 
 LIMITS = ResourceLimits(memory_bytes=2 * 2**30, cpus=1, pids=256, wall_seconds=120)
 

@@ -64,7 +64,8 @@ class SweepRun:
 
 @dataclass(frozen=True)
 class MethodSpec(JsonDocument):
-    """The content of a `method.yaml`, key for key (`class` is `class_ref`)."""
+    """The content of a `method.yaml`, key for key (`class` is `class_ref`); or what a method image's
+    `describe` declares (`from_description`), without a class: the image is the implementation."""
 
     name: str
     """Method id: lower-case snake case, equal to the folder's name."""
@@ -72,10 +73,11 @@ class MethodSpec(JsonDocument):
     """Bumped whenever a change alters what the method outputs; results of different versions never mix."""
     description: str
     """One line for listings and the leaderboard."""
-    class_ref: str = field(metadata={"key": "class"})
-    """`<module>:<class>`: the Method subclass, in `<module>.py` of the folder (usually `method:...`)."""
     resources: Resources
     """What one run needs: cpus, memory_gb, gpu (none/optional/required), time_limit_s."""
+    class_ref: str | None = field(default=None, metadata={"key": "class"})
+    """`<module>:<class>`: the Method subclass, in `<module>.py` of the folder (usually `method:...`).
+    Required in a method.yaml (`load_method_yaml`); None for a method that is an image."""
     backbones: tuple[str, ...] = ("momask",)
     """Backbone architectures the method supports."""
     defaults: dict[str, Any] = field(default_factory=dict)
@@ -89,7 +91,7 @@ class MethodSpec(JsonDocument):
             raise ContractError("version", f"must be >= 1, got {self.version}")
         if not self.description.strip():
             raise ContractError("description", "must not be empty")
-        if not _CLASS_REF.match(self.class_ref):
+        if self.class_ref is not None and not _CLASS_REF.match(self.class_ref):
             raise ContractError(
                 "class", f"expected '<module>:<Class>' (e.g. method:MyMethod), got {self.class_ref!r}"
             )
@@ -127,15 +129,35 @@ class MethodSpec(JsonDocument):
         # Values take their default's type (1 -> 1.0 for a float), so that run names and records agree.
         object.__setattr__(self, "sweep", sweep)
 
+    @classmethod
+    def from_description(cls, description: MethodDescription) -> MethodSpec:
+        """The spec of a method known only by its image's `describe` output: its parameters are the
+        defaults, its sweep and resources its own. A ContractError when the description breaks a rule of
+        method.yaml (a sweep value that is not a scalar of its default's type)."""
+        return cls(
+            name=description.name,
+            version=description.version,
+            description=description.description,
+            resources=description.resources,
+            backbones=description.backbones,
+            defaults=dict(description.parameters),
+            sweep=dict(description.sweep),
+        )
+
     @property
     def module(self) -> str:
         """The module (file stem in the folder) holding the class."""
-        return self.class_ref.partition(":")[0]
+        return self._class_ref().partition(":")[0]
 
     @property
     def class_name(self) -> str:
         """The Method subclass's name."""
-        return self.class_ref.partition(":")[2]
+        return self._class_ref().partition(":")[2]
+
+    def _class_ref(self) -> str:
+        if self.class_ref is None:
+            raise ContractError("class", f"method {self.name} is an image: it has no class to import")
+        return self.class_ref
 
     def resolve_parameters(self, given: Mapping[str, Any]) -> dict[str, Any]:
         """The defaults with `given` laid over them. An unknown name or a value of another type than the
@@ -225,4 +247,7 @@ def load_method_yaml(path: Path) -> MethodSpec:
         raise ConfigError(path, None, f"not valid YAML: {' '.join(str(error).split())}") from None
     if not isinstance(data, dict):
         raise ConfigError(path, None, "a method.yaml must be a mapping of fields")
-    return MethodSpec.from_json(data, path)
+    spec = MethodSpec.from_json(data, path)
+    if spec.class_ref is None:
+        raise ConfigError(path, "class", "missing: name the Method class, e.g. 'class: method:MyMethod'")
+    return spec

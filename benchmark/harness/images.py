@@ -51,7 +51,7 @@ import time
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -911,6 +911,32 @@ def build_evaluator_image(
     )
 
 
+def build_folder_image(
+    settings: ImageBuildSettings, docker: DockerCLI, folder: Path, repository: str, parent: BuiltImage
+) -> BuiltImage:
+    """`<repository>:<tag>` from a folder holding its own `Dockerfile` (an external method such as
+    `examples/external_method/`, a test image) built FROM `parent`, passed as the build argument
+    METHOD_BASE. Tagged by content like the others (the Dockerfile, every file of the folder, the parent's
+    ID), labelled `org.hmu.role=method`; its other labels (`org.hmu.method`, `org.hmu.interface`) are the
+    Dockerfile's own."""
+    if not (folder / "Dockerfile").is_file():
+        raise ImageBuildError(f"{folder}: no Dockerfile")
+    context = settings.build_dir / "images" / "contexts" / f"folder-{repository.replace('/', '-')}"
+    stage_folder(folder, context)
+    built = _build(
+        settings,
+        docker,
+        role="method",
+        repository=repository,
+        dockerfile=context / "Dockerfile",
+        context=context,
+        tag=content_tag(context / "Dockerfile", parent.image_id, tree_manifest(context)),
+        build_args={"METHOD_BASE": parent.image_id},
+        labels={},
+    )
+    return replace(built, method=docker.image_labels(built.reference).get(LABEL_METHOD))
+
+
 def build_images(
     settings: ImageBuildSettings,
     methods: Sequence[str] | None = None,
@@ -927,7 +953,7 @@ def build_images(
     if why is not None:
         raise ImageBuildError(f"cannot build images: {why} (run ci/start-docker.sh)")
     registry = discover_methods(settings.project_root / "methods")
-    names = list(methods) if methods else list(registry.names())
+    names = list(methods) if methods is not None else list(registry.names())
     folders = [registry.get(name).folder for name in names]  # an unknown name fails before any build
     with _build_lock(settings.build_dir):
         base = build_base_image(settings, docker)

@@ -49,6 +49,12 @@ _EXPECTED: dict[str, frozenset[str]] = {
 """What each verb's output folder holds at its top level when the stage succeeded."""
 
 
+def expected_entries(verb: Verb) -> frozenset[str]:
+    """The names a `verb` stage's output folder holds at its top level when it succeeded (a failed stage
+    leaves at most `result.json`)."""
+    return _EXPECTED[verb]
+
+
 class InvalidOutput(HMUError):
     """A stage's output breaks the contract; the message names the file and the rule."""
 
