@@ -27,3 +27,11 @@ def reference_dir() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+@pytest.fixture(scope="session")
+def leaderboard_world(tmp_path_factory):
+    """Results of real tiny benches for the leaderboard tests (tests/leaderboard_support.py), made once."""
+    from leaderboard_support import bench_world
+
+    return bench_world(tmp_path_factory)

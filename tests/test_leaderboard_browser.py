@@ -1,0 +1,179 @@
+"""The leaderboard site in a real browser: Debian's headless Chromium, driven by Playwright, on the site the
+tiny bench rendered (tests/leaderboard_support.py), opened straight from disk (file://).
+
+Checks that every page loads with no console error and asks for nothing but its own files, that clicking a
+header reorders the rows, that the stick figures move between two screenshots (and stop when paused), and
+keeps a screenshot of the index for CI in results/ci-artifacts/ (or $HMU_CI_ARTIFACTS).
+
+Without chromium or playwright these tests skip, loudly; with CI set they fail instead
+(`apt-get install -y chromium`; ci/test.sh installs it).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+from leaderboard_support import artifacts_dir, chromium_path
+from PIL import Image, ImageChops
+
+
+def _require_browser() -> str:
+    """Chromium's path; skips loudly without chromium or playwright, fails when CI is set."""
+    chromium = chromium_path()
+    why = None
+    if chromium is None:
+        why = "no chromium for the browser tests (apt-get install -y chromium)"
+    else:
+        try:
+            import playwright.sync_api  # noqa: F401
+        except ImportError:
+            why = "playwright is not installed (pip install -e '.[test]')"
+    if why is not None:
+        if os.environ.get("CI"):
+            pytest.fail(why)
+        warnings.warn(why, stacklevel=2)
+        pytest.skip(why)
+    return chromium
+
+
+@pytest.fixture(scope="module")
+def browser():
+    chromium = _require_browser()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=chromium,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+            ],
+        )
+        yield launched
+        launched.close()
+
+
+@pytest.fixture()
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, reduced_motion="no-preference")
+    opened = context.new_page()
+    yield opened
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def site(browser, request) -> Path:
+    """The site the tiny bench rendered; the bench world is made only once a browser is there."""
+    return request.getfixturevalue("leaderboard_world").results / "site"
+
+
+def _watch(page) -> tuple[list[str], list[str]]:
+    """Console errors and page errors, and every URL the page requests."""
+    errors: list[str] = []
+    requests: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("request", lambda request: requests.append(request.url))
+    return errors, requests
+
+
+def test_every_page_loads_without_console_errors(site, page) -> None:
+    pages = [
+        site / "index.html",
+        *sorted((site / "tasks").glob("*.html")),
+        *sorted((site / "methods").glob("*.html")),
+    ]
+    assert len(pages) == 1 + 1 + 4
+    errors, requests = _watch(page)
+    for path in pages:
+        page.goto(path.as_uri())
+        page.wait_for_load_state("load")
+        assert page.locator("table").count() >= 1, path
+    assert errors == []
+    assert requests and all(url.startswith("file://") for url in requests), [
+        url for url in requests if not url.startswith("file://")
+    ]
+
+
+def _order(page, table) -> list[str]:
+    return table.locator("tbody tr").evaluate_all("rows => rows.map(row => row.dataset.run)")
+
+
+def test_clicking_a_header_sorts_the_rows(site, page) -> None:
+    page.goto((site / "index.html").as_uri())
+    table = page.locator("table.board").first
+    before = _order(page, table)
+    header = table.locator("th", has_text="Method · sweep point")
+    header.click()
+    ascending = _order(page, table)
+    assert ascending != before and sorted(ascending) == sorted(before)
+    keys = table.locator("tbody tr:not(.pinned) td:nth-child(2)").evaluate_all(
+        "cells => cells.map(cell => cell.dataset.sort)"
+    )
+    assert keys == sorted(keys)
+    assert header.get_attribute("aria-sort") == "ascending"
+    header.click()
+    descending = _order(page, table)
+    pinned = table.locator("tbody tr.pinned").count()
+    assert descending[:pinned] == ascending[:pinned]  # the reference row stays on top
+    assert descending[pinned:] == ascending[pinned:][::-1]
+
+    # The filter hides rows that do not match, and the failed-runs switch hides failures.
+    page.locator(".filter").first.fill("lcr")
+    visible = table.locator("tbody tr:visible").evaluate_all("rows => rows.map(row => row.dataset.run)")
+    assert visible and all(run.startswith("lcr-") for run in visible)
+    page.locator(".filter").first.fill("")
+    page.locator("[data-failed-for]").first.uncheck()
+    assert table.locator("tbody tr.failed:visible").count() == 0
+
+
+def _shot(locator) -> Image.Image:
+    return Image.open(io.BytesIO(locator.screenshot())).convert("RGB")
+
+
+def test_the_stick_figures_move(site, page) -> None:
+    errors, _ = _watch(page)
+    page.goto((site / "tasks" / "embedded_violence.html").as_uri())
+    block = page.locator(".motion-block").first
+    assert block.locator("canvas.figure").count() == 3 * 3  # named, implicit, harmless x 3 models
+    button = block.locator("button.play")
+    if button.get_attribute("aria-pressed") != "true":
+        button.click()
+    grid = block.locator(".motion-grid")
+    first = _shot(grid)
+    time.sleep(0.6)
+    second = _shot(grid)
+    assert ImageChops.difference(first, second).getbbox() is not None, "the animation did not advance"
+
+    button.click()  # pause
+    assert button.get_attribute("aria-pressed") == "false"
+    paused = _shot(grid)
+    time.sleep(0.4)
+    assert ImageChops.difference(paused, _shot(grid)).getbbox() is None, "the animation ran on while paused"
+
+    # Choosing the other unlearned run (lcr-k4 or lcr-k16) shows its motion in the middle column.
+    choice = block.locator("select.motion-choice")
+    assert choice.locator("option").count() == 2
+    middle = block.locator('canvas[data-role="unlearned"]').first
+    before = _shot(middle)
+    choice.select_option(index=1)
+    assert ImageChops.difference(before, _shot(middle)).getbbox() is not None
+    assert errors == []
+
+
+def test_a_screenshot_of_the_index_is_kept(site, page) -> None:
+    page.goto((site / "index.html").as_uri())
+    folder = artifacts_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "leaderboard-index.png"
+    page.screenshot(path=str(path), full_page=True)
+    image = Image.open(path)
+    assert image.width >= 1400 and image.height >= 900
+    print(f"\n[leaderboard] screenshot of the index: {path}")
