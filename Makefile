@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 METHOD ?= original
 
-.PHONY: help venv test bench lint data images images-clean mlflow-ui
+.PHONY: help venv test bench lint data images images-clean mlflow-ui serve
 
 help:
 	@echo "make bench METHOD=<name>   run the benchmark for one method on the embedded default"
@@ -19,6 +19,7 @@ help:
 	@echo "make images                build the container images offline (needs an engine: ci/start-docker.sh)"
 	@echo "make images-clean          remove the container images"
 	@echo "make mlflow-ui             serve the MLflow runs of results/ on http://127.0.0.1:5000"
+	@echo "make serve                 serve the leaderboard site results/site on http://127.0.0.1:8000"
 
 venv: $(STAMP)
 
@@ -38,10 +39,23 @@ lint: $(STAMP)
 data: $(STAMP)
 	$(BIN)/hmu data synth --out data/embedded
 
-# METHOD=all runs every method; RUNNER=local|docker|auto (default auto: Docker when an engine answers).
+# METHOD=all runs every method; RUNNER=local|docker|slurm|auto (default auto: Docker when an engine answers).
 RUNNER ?= auto
+# RUNNER=slurm talks to $(SLURM_CONF)'s cluster: by default the one ci/start-slurm.sh configured, when there is one.
+SLURM_CONF ?= $(wildcard $(CURDIR)/build/slurm/slurm.conf)
+ifneq ($(SLURM_CONF),)
+export SLURM_CONF
+endif
+# TASK=all runs every task whose data is present (the three embedded tasks: each adds its retrain reference).
+TASK ?= embedded_violence
 bench: $(STAMP)
-	$(BIN)/hmu bench --method $(METHOD) --runner $(RUNNER) --torch-spec "$(TORCH_SPEC)" $(if $(BASE_IMAGE),--base-image "$(BASE_IMAGE)")
+	$(BIN)/hmu bench --method $(METHOD) --task $(TASK) --runner $(RUNNER) --torch-spec "$(TORCH_SPEC)" $(if $(BASE_IMAGE),--base-image "$(BASE_IMAGE)")
+
+# The leaderboard site `make bench` renders (hmu leaderboard); it also works opened from disk.
+SITE_PORT ?= 8000
+serve:
+	@test -f results/site/index.html || { echo "no results/site yet: run make bench (or hmu leaderboard)"; exit 2; }
+	$(PYTHON) -m http.server $(SITE_PORT) --bind 127.0.0.1 --directory results/site
 
 mlflow-ui: $(STAMP)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/results/mlflow.db --host 127.0.0.1

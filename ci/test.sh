@@ -14,4 +14,17 @@ fi
 # The container tests need a real engine: CI installs and starts one (they fail without it when CI is set).
 bash ci/start-docker.sh
 
+# The Slurm runner's tests need a real cluster: a one-node one, its slurm.conf in build/slurm/ (they fail
+# without it when CI is set).
+bash ci/start-slurm.sh
+export SLURM_CONF="$PWD/build/slurm/slurm.conf"
+
+# The leaderboard's browser tests drive Debian's headless Chromium (they fail without it when CI is set).
+# Quick when installed; the package lists are refreshed only when the install needs it.
+if ! command -v chromium >/dev/null 2>&1; then
+    echo "ci/test.sh: installing chromium for the browser tests"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium; }
+fi
+
 make test PYTEST_ARGS="${PYTEST_ARGS:-}"

@@ -13,10 +13,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from harness_support import bad_methods, built_images, readable
+from harness_support import bad_methods, built_images, readable, tiny_bench
 
 from benchmark.harness.bench import BenchConfig, BenchError, format_summary, run_bench
-from benchmark.harness.spec import EvaluationSpec
 from benchmark.harness.store import ResultsStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,21 +49,12 @@ def methods_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory, methods_dir) -> BenchConfig:
-    """The tiny world's configuration; the cache (prepared inputs included) is shared by every bench here."""
-    root = tmp_path_factory.mktemp("bench")
-    return BenchConfig(
+    """The tiny world's configuration (harness_support); its cache is shared by every bench here."""
+    return tiny_bench(
+        tmp_path_factory,
+        "results-local",
         methods=("original", "broken", "nan_liar"),
-        results_dir=root / "results-local",
-        cache_dir=readable(root) / "cache",
         runner="local",
-        workers=2,
-        embedded_motions=200,
-        model_steps=2,
-        evaluator_epochs=1,
-        evaluation=EvaluationSpec(repeats=2, passes=2, max_prompts=4),
-        generation={"timesteps": 2, "batch_size": 16},
-        threads=1,
-        render_gifs=False,
         methods_dirs=(methods_dir,),
     )
 
@@ -199,6 +189,21 @@ def test_unknown_names_fail_before_anything_runs(tiny: BenchConfig) -> None:
         run_bench(dataclasses.replace(tiny, methods=("orignal",), track=False), echo=lambda line: None)
 
 
+def test_task_all_is_every_task_whose_data_is_present(tmp_path: Path) -> None:
+    from benchmark.harness.bench import _tasks
+
+    config = BenchConfig(methods=("original",), tasks=("all",), results_dir=tmp_path)
+    assert sorted(task.name for task in _tasks(config)) == [
+        "embedded_jump_leap_hop",
+        "embedded_kick",
+        "embedded_violence",
+    ]
+    with_data = dataclasses.replace(config, tasks=("embedded_kick", "all"), data_dirs={"humanml3d": tmp_path})
+    names = [task.name for task in _tasks(with_data)]
+    assert names[0] == "embedded_kick" and names.count("embedded_kick") == 1
+    assert "humanml3d_violence" in names and not any(name.startswith("motionx") for name in names)
+
+
 def test_the_docker_runner_end_to_end(tiny: BenchConfig, first) -> None:
     images = built_images()  # skips loudly without an engine (fails when CI is set)
     config = dataclasses.replace(
@@ -207,6 +212,7 @@ def test_the_docker_runner_end_to_end(tiny: BenchConfig, first) -> None:
         runner="docker",
         results_dir=tiny.results_dir.with_name("results-docker"),
         methods_dirs=(REPO / "methods",),  # the built-in `original`, in its own image
+        reference_method=None,  # the runner is under test, not D_r (the built-in `retrain` would train)
     )
     summary = run_bench(config, echo=lambda line: None)
     (run,) = summary.runs

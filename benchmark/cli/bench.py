@@ -8,8 +8,10 @@
 
 `make bench METHOD=rece` runs `hmu bench --method rece`. Re-running a bench skips runs already stored and
 stages already cached; `--fresh` runs everything again. The results land in `results/runs/<run id>/`, MLflow
-in `results/mlflow.db` (or $MLFLOW_TRACKING_URI); `make mlflow-ui` serves it. Exit status: 0 when every run
-is ok, 1 when some run failed (its folder and the summary say why), 2 when the bench itself could not go on.
+in `results/mlflow.db` (or $MLFLOW_TRACKING_URI); `make mlflow-ui` serves it. After the summary the bench
+renders the leaderboard site into `<results>/site` (`--no-site`: not); `make serve` serves it. Exit status: 0
+when every run is ok, 1 when some run failed (its folder and the summary say why) or the site could not be
+rendered (the runs are stored all the same), 2 when the bench itself could not go on.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 from benchmark.errors import HMUError
 from benchmark.harness.images import DEFAULT_TORCH_SPEC
+from benchmark.harness.slurm import RUNTIMES, SlurmSettings
 
 EXAMPLES = """\
 examples:
@@ -33,6 +36,9 @@ examples:
   hmu bench --method original --motions 300 --steps 20 --evaluator-epochs 1 --max-prompts 8 \\
             --passes 2 --repeats 2 --generation timesteps=2          # a smoke test in a few minutes
   hmu bench --log-only                      # log every stored run folder not in MLflow yet
+  hmu bench --method lcr --runner slurm --slurm-partition gpu --slurm-account lab --slurm-gpus 1 \
+            --device cuda --workers 8        # a Slurm job per stage (README: Running on a Slurm cluster)
+  hmu bench --image keyword_filter=keyword-filter:1 --runner docker    # a method image of one's own
 
 what a run leaves (results/runs/<method>--<task>--s<seed>--<hash>/):
   run_spec.json status.json provenance.json metrics.json {unlearn,generate,evaluate}/ logs/ samples/
@@ -47,6 +53,33 @@ def _pairs(values: list[str] | None, option: str) -> dict[str, Path]:
             raise HMUError(f"{option} {value!r}: expected NAME=DIR (the dataset's name, e.g. humanml3d=...)")
         pairs[name] = Path(path)
     return pairs
+
+
+def _images(values: list[str] | None) -> dict[str, str]:
+    images: dict[str, str] = {}
+    for value in values or []:
+        name, sep, reference = value.partition("=")
+        if not sep or not name or not reference:
+            raise HMUError(f"--image {value!r}: expected NAME=REF (the method's name, e.g. my_method=img:1)")
+        images[name] = reference
+    return images
+
+
+def _slurm(args: argparse.Namespace) -> SlurmSettings:
+    """The Slurm runner's settings from the `--slurm-*` options."""
+    template = {"apptainer_image": args.slurm_apptainer_image} if args.slurm_apptainer_image else {}
+    return SlurmSettings(
+        partition=args.slurm_partition,
+        account=args.slurm_account,
+        runtime=args.slurm_runtime,
+        gpus=args.slurm_gpus,
+        cpus=args.slurm_cpus,
+        memory_gb=args.slurm_mem,
+        time_minutes=args.slurm_time,
+        extra=tuple(args.slurm_extra or ()),
+        jobs_dir=args.slurm_jobs,
+        **template,
+    )
 
 
 def _settings(values: list[str] | None) -> dict[str, Any]:
@@ -80,16 +113,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="a method to run (repeatable), or 'all'; required unless --log-only",
     )
     parser.add_argument(
-        "--task", action="append", metavar="NAME|FILE", help="a task (repeatable; default embedded_violence)"
+        "--image",
+        action="append",
+        metavar="NAME=REF",
+        help="run method NAME from this image instead of a method folder (repeatable; implies --method "
+        "NAME; check it first with hmu check REF)",
+    )
+    parser.add_argument(
+        "--task",
+        action="append",
+        metavar="NAME|FILE",
+        help="a task (repeatable; default embedded_violence), or 'all': every task whose dataset is present",
     )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="S", help="seeds (default 0)")
     parser.add_argument("--results", type=Path, default=Path("results"), help="results folder (results/)")
     parser.add_argument("--cache", type=Path, metavar="DIR", help="stage cache (default <results>/cache)")
     parser.add_argument(
         "--runner",
-        choices=("auto", "local", "docker"),
+        choices=("auto", "local", "docker", "slurm"),
         default="auto",
-        help="docker (sandboxed), local (processes, no sandbox), auto: docker when an engine answers",
+        help="docker (sandboxed), local (processes, no sandbox), slurm (a Slurm job per stage), auto: "
+        "docker when an engine answers",
     )
     parser.add_argument("--workers", type=int, default=1, help="stages run at the same time (default 1)")
     parser.add_argument(
@@ -102,6 +146,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--retry-failed", action="store_true", help="run again the runs stored as failed")
     parser.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
     parser.add_argument("--no-gifs", action="store_true", help="log no GIFs of the sample motions")
+    parser.add_argument(
+        "--no-site", action="store_true", help="do not render the leaderboard site into <results>/site"
+    )
     parser.add_argument(
         "--log-only", action="store_true", help="only log the stored run folders to MLflow, then stop"
     )
@@ -127,6 +174,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     data.add_argument(
         "--device", metavar="DEV", help="cpu or cuda for training and evaluation (default: auto)"
     )
+    slurm = parser.add_argument_group("slurm (--runner slurm; the cluster is $SLURM_CONF's)")
+    slurm.add_argument(
+        "--slurm-partition", metavar="NAME", help="partition of every job (default: the cluster's)"
+    )
+    slurm.add_argument("--slurm-account", metavar="NAME", help="account of every job (default: the user's)")
+    slurm.add_argument(
+        "--slurm-runtime",
+        choices=RUNTIMES,
+        default="auto",
+        help="what runs a stage on the node: docker (the sandbox), apptainer, none (a process of this "
+        "venv); auto: docker when an engine answers, else none",
+    )
+    slurm.add_argument(
+        "--slurm-gpus", type=int, default=0, metavar="N", help="GPUs of a stage that may use one (default 0)"
+    )
+    slurm.add_argument(
+        "--slurm-cpus", type=int, metavar="N", help="CPUs of every stage (default: the method's)"
+    )
+    slurm.add_argument(
+        "--slurm-mem", type=float, metavar="GB", help="memory of every stage (default: the method's)"
+    )
+    slurm.add_argument(
+        "--slurm-time", type=int, metavar="MIN", help="minutes per stage (default: the method's)"
+    )
+    slurm.add_argument(
+        "--slurm-extra",
+        action="append",
+        metavar="ARG",
+        help="one more sbatch argument, verbatim (repeatable), e.g. --slurm-extra=--qos=high",
+    )
+    slurm.add_argument(
+        "--slurm-apptainer-image",
+        metavar="TEMPLATE",
+        help="apptainer: the image to run, {name} or {reference} standing for the image (/shared/{name}.sif)",
+    )
+    slurm.add_argument("--slurm-jobs", type=Path, metavar="DIR", help="job folders (default <cache>/slurm)")
     protocol = parser.add_argument_group("evaluation")
     protocol.add_argument("--repeats", type=int, default=20, help="evaluation repeats (default 20)")
     protocol.add_argument(
@@ -158,15 +241,19 @@ def run(args: argparse.Namespace) -> int:
         new = sum(1 for run in logged if run.new)
         print(f"{len(logged)} run folder(s) under {args.results / 'runs'}: {new} logged now")
         return 0
-    if not args.method:
+    images = _images(args.image)
+    methods = tuple(dict.fromkeys([*(args.method or ()), *images]))
+    if not methods:
         raise HMUError("name a method with --method NAME (or --method all)")
     config = BenchConfig(
-        methods=tuple(args.method),
+        methods=methods,
+        external_images=images,
         tasks=tuple(args.task or ("embedded_violence",)),
         seeds=tuple(args.seeds),
         results_dir=args.results,
         cache_dir=args.cache,
         runner=args.runner,
+        slurm=_slurm(args),
         workers=args.workers,
         base_image=args.base_image,
         torch_spec=args.torch_spec,
@@ -191,4 +278,9 @@ def run(args: argparse.Namespace) -> int:
     )
     summary = run_bench(config)
     print(format_summary(summary))
-    return 0 if summary.ok else 1
+    code = 0 if summary.ok else 1
+    if not args.no_site:
+        from benchmark.cli.leaderboard import render_results_site
+
+        code = max(code, render_results_site(args.results))
+    return code

@@ -31,6 +31,10 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "benchmark.cli.train_evaluator",
     "benchmark.cli.images",
     "benchmark.cli.bench",
+    "benchmark.cli.leaderboard",
+    "benchmark.cli.check",
+    "benchmark.cli.submit",
+    "benchmark.cli.bundle",
 )
 
 

@@ -1,5 +1,7 @@
-"""The harness: container images, runners, output checks, the planner and stage cache, the results store,
-MLflow tracking and the bench that ties them together (`run_bench`, `hmu bench`, `make bench`).
+"""The harness: container images, runners (local, Docker, and Slurm in `slurm`), output checks, the planner
+and stage cache, the results store, MLflow tracking and the bench that ties them together (`run_bench`,
+`hmu bench`, `make bench`); the conformance suite any method image is checked with (`conformance`,
+`hmu check`) and submissions (`submit`: `hmu submit`, `hmu bundle verify`).
 
     >>> from benchmark.harness.images import ImageBuildSettings, build_images
     >>> images = build_images(ImageBuildSettings.for_checkout(), ["original"])

@@ -46,7 +46,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -63,6 +63,7 @@ from benchmark.api.contract import (
     UnlearnRequest,
     write_json,
 )
+from benchmark.api.method_yaml import MethodSpec
 from benchmark.api.registry import MethodEntry, Registry, discover_methods, methods_dirs
 from benchmark.errors import HMUError
 from benchmark.harness.cache import CacheEntry, MaterialKey, StageCache
@@ -77,6 +78,7 @@ from benchmark.harness.plan import (
     plan_bench,
 )
 from benchmark.harness.runners import ResourceLimits, Runner, StageInvocation, docker_has_gpu, select_runner
+from benchmark.harness.slurm import SlurmRunner, SlurmSettings
 from benchmark.harness.spec import (
     STAGE_KINDS,
     EvaluationSpec,
@@ -141,8 +143,12 @@ class BenchConfig:
     """Run folders (`runs/`), the cache (`cache/`, unless `cache_dir`), the MLflow SQLite file."""
     cache_dir: Path | None = None
     """The stage cache; None: `<results_dir>/cache`. Benches may share one (one at a time)."""
-    runner: Literal["auto", "local", "docker"] = "auto"
-    """`auto`: Docker when an engine answers, else local processes (warned: no sandbox)."""
+    runner: Literal["auto", "local", "docker", "slurm"] = "auto"
+    """`auto`: Docker when an engine answers, else local processes (warned: no sandbox); `slurm`: a Slurm job
+    per stage (`slurm`)."""
+    slurm: SlurmSettings = field(default_factory=SlurmSettings)
+    """The Slurm runner's partition, account, runtime, GPUs and resource overrides; its jobs folder is
+    `<cache>/slurm/` unless set (it must be on storage the nodes share, as the cache and results are)."""
     base_image: str | None = None
     """Docker: the image the method base stands on (`python:3.11-slim`, a CUDA/PyTorch image); None: the
     offline debootstrap one (`hmu images build --base-image`)."""
@@ -199,6 +205,9 @@ class BenchConfig:
     """Where task names are looked up."""
     methods_dirs: tuple[Path, ...] = ()
     """Methods folders; empty: $HMU_METHODS_DIR, else the checkout's `methods/`."""
+    external_images: Mapping[str, str] = field(default_factory=dict)
+    """Method name -> an image that is that method, run instead of a method folder (`hmu bench --image
+    NAME=REF`, `hmu submit`): its `describe` gives its parameters, sweep and resources. Needs Docker."""
 
     def __post_init__(self) -> None:
         if not self.methods:
@@ -217,8 +226,11 @@ class BenchConfig:
                 raise BenchError(f"BenchConfig.{name}: must be >= 1 or None, got {value}")
         if self.threads < 1 or self.evaluator_cpus < 1:
             raise BenchError(f"BenchConfig.threads and evaluator_cpus: must be >= 1, got {self.threads}")
-        if self.runner not in ("auto", "local", "docker"):
-            raise BenchError(f"BenchConfig.runner: auto, local or docker, got {self.runner!r}")
+        if self.runner not in ("auto", "local", "docker", "slurm"):
+            raise BenchError(f"BenchConfig.runner: auto, local, docker or slurm, got {self.runner!r}")
+        for name in self.external_images:
+            if name not in self.methods:
+                raise BenchError(f"BenchConfig.external_images: {name!r} is not one of the methods to run")
 
     @property
     def cache_root(self) -> Path:
@@ -709,8 +721,8 @@ def _prepare_task(ctx: _Context, task: TaskSpec, world: DatasetWorld) -> TaskWor
 class MethodRuntime:
     """How one method's stages run."""
 
-    entry: MethodEntry
-    """The discovered method."""
+    spec: MethodSpec
+    """The method's declaration (its method.yaml, or its image's description)."""
     image: ImageRef
     """Its image (or local code)."""
     provenance: Mapping[str, Any]
@@ -735,18 +747,27 @@ class Runtimes:
     """Its record."""
 
 
+def _runs_local_code(runner: Runner) -> bool:
+    """True when the stages are this checkout's code run as processes (the local runner, or Slurm's runtime
+    none), not images: they are keyed by the code's hash, as under the local runner, and may write the
+    shared ground-truth cache."""
+    return runner.name == "local" or (isinstance(runner, SlurmRunner) and not runner.runs_images)
+
+
 def _resolve_runtimes(ctx: _Context, entries: list[MethodEntry], dirs: tuple[Path, ...]) -> Runtimes:
     began = time.perf_counter()
-    runner = select_runner(ctx.config.runner)
+    slurm = ctx.config.slurm
+    slurm = replace(slurm, jobs_dir=slurm.jobs_dir or ctx.config.cache_root / "slurm")
+    runner = select_runner(ctx.config.runner, slurm=slurm)
     env_dirs = {"HMU_METHODS_DIR": os.pathsep.join(str(path.resolve()) for path in dirs)}
-    if runner.name == "local":
+    if _runs_local_code(runner):
         # The local runner runs this checkout's code: its hash (with the method's folder) is the "image".
         code = source_sha256(_PACKAGE_DIR)
         methods = {}
         for entry in entries:
             digest = "local:" + sha256_json([code, source_sha256(entry.folder)])
             methods[entry.spec.name] = MethodRuntime(
-                entry,
+                entry.spec,
                 ImageRef("local", digest),
                 {"reference": "local", "code_sha256": digest},
                 env_dirs,
@@ -773,7 +794,7 @@ def _resolve_runtimes(ctx: _Context, entries: list[MethodEntry], dirs: tuple[Pat
     for entry in inside:
         image = images.method(entry.spec.name)
         methods[entry.spec.name] = MethodRuntime(
-            entry, ImageRef(image.reference, image.image_id), image.provenance()
+            entry.spec, ImageRef(image.reference, image.image_id), image.provenance()
         )
     for entry in outside:
         carrier = images.method("original")
@@ -781,13 +802,57 @@ def _resolve_runtimes(ctx: _Context, entries: list[MethodEntry], dirs: tuple[Pat
         folder = entry.folder.parent.resolve()
         record = {**carrier.provenance(), "methods_dir": str(folder), "digest": digest}
         methods[entry.spec.name] = MethodRuntime(
-            entry, ImageRef(carrier.reference, digest), record, {"HMU_METHODS_DIR": str(folder)}, (folder,)
+            entry.spec,
+            ImageRef(carrier.reference, digest),
+            record,
+            {"HMU_METHODS_DIR": str(folder)},
+            (folder,),
         )
     if images.evaluator is None:
         raise BenchError("the evaluator image was not built")
     evaluator = ImageRef(images.evaluator.reference, images.evaluator.image_id)
     ctx.add_time("images", time.perf_counter() - began)
     return Runtimes(runner, methods, evaluator, images.evaluator.provenance())
+
+
+def _external_runtimes(ctx: _Context, runtimes: Runtimes) -> Runtimes:
+    """`runtimes` with the external images added: each described in the sandbox (its description gives
+    the spec the planner expands), recorded by its image ID. A BenchError when an image cannot be used."""
+    import tempfile
+
+    from benchmark.api.contract import MethodDescription
+    from benchmark.harness.docker import DockerCLI
+    from benchmark.harness.runners import DockerRunner
+
+    if _runs_local_code(runtimes.runner):
+        raise BenchError(
+            f"external images ({', '.join(ctx.config.external_images)}) run only in containers: "
+            "use the Docker runner (--runner docker)"
+        )
+    docker = DockerCLI()
+    methods = dict(runtimes.methods)
+    for name, reference in ctx.config.external_images.items():
+        image_id = docker.image_id(reference)
+        if image_id is None:
+            raise BenchError(f"external image {reference!r} (method {name}) is not on the engine")
+        with tempfile.TemporaryDirectory(prefix="hmu-describe-") as scratch:
+            outcome = DockerRunner(docker=docker).run(
+                StageInvocation(verb="describe", output_dir=Path(scratch) / "out", image=image_id)
+            )
+        if outcome.state != "ok" or outcome.record is None:
+            raise BenchError(f"external image {reference}: describe {outcome.state}: {outcome.message}")
+        description = MethodDescription.from_json(outcome.record, f"{reference} describe")
+        if description.name != name:
+            raise BenchError(f"external image {reference} describes {description.name!r}, not {name!r}")
+        try:
+            spec = MethodSpec.from_description(description)
+        except HMUError as error:
+            raise BenchError(f"external image {reference}: its description cannot be run: {error}") from None
+        inspected = docker.inspect("image", image_id) or {}
+        record = {"reference": reference, "image_id": image_id, "repo_digests": inspected.get("RepoDigests")}
+        methods[name] = MethodRuntime(spec, ImageRef(reference, image_id), {**record, "external": True})
+        ctx.say(f"external image {reference}: method {name} v{spec.version}, {len(spec.runs())} run(s)")
+    return replace(runtimes, methods=methods)
 
 
 # ----------------------------------------------------------------------------- stages
@@ -880,7 +945,7 @@ def _request(
             retain=world.retain,
             seed=key.seed,
             parameters=dict(key.parameters),
-            time_budget_s=_limits(ctx, runtimes.methods[run.spec.method].entry.spec.resources).wall_seconds,
+            time_budget_s=_limits(ctx, runtimes.methods[run.spec.method].spec.resources).wall_seconds,
         )
         return request.to_json(), (world.dataset.model.path, world.dataset.view)
     if key.stage == "generate":
@@ -902,7 +967,7 @@ def _request(
         "motions": str(generated.output / "motions.npz"),
         "dataset": str(world.dataset.data.path),
         "evaluator": str(world.dataset.evaluator.path),
-        "device": ctx.device if (runtimes.runner.name == "local" or docker_has_gpu()) else "cpu",
+        "device": ctx.device if (runtimes.runner.name in ("local", "slurm") or docker_has_gpu()) else "cpu",
         "task": {"name": world.task.name, "version": world.task.version},
         "repeats": int(key.parameters["repeats"]),
         "seed": key.seed,
@@ -911,7 +976,7 @@ def _request(
         reference = _output(done, key.inputs["reference"])
         data["reference_metrics"] = str(reference.output / "metrics.json")
         reads.append(reference.output)
-    if runtimes.runner.name == "local":
+    if _runs_local_code(runtimes.runner):
         # Ground-truth statistics are cached across evaluations; a container may write only its output, so
         # under Docker each evaluation computes them (the metrics are the same either way).
         data["cache_dir"] = str((ctx.cache.root / "ground-truth").resolve())
@@ -942,7 +1007,7 @@ def _execute(
             else:
                 runtime = runtimes.methods[run.spec.method]
                 method_env, extra = runtime.env, runtime.read_only
-                limits = _limits(ctx, runtime.entry.spec.resources)
+                limits = _limits(ctx, runtime.spec.resources)
                 image, method = runtime.image.reference, run.spec.method
             invocation = StageInvocation(
                 verb=key.stage,
@@ -1110,27 +1175,42 @@ def results_lock(results_dir: Path) -> Iterator[None]:
 def _methods(
     config: BenchConfig, registry: Registry[MethodEntry]
 ) -> tuple[list[MethodEntry], MethodEntry | None]:
-    """The methods asked for (`all`: every one but the reference) and the reference method (or None)."""
+    """The method folders asked for (`all`: every one but the reference) and the reference method (or
+    None). A name given an external image is not looked up: `_external_runtimes` describes its image."""
     reference = None
     if config.reference_method is not None and config.reference_method in registry:
         reference = registry.get(config.reference_method)
+    images = config.external_images
     names: list[str] = []
     for name in config.methods:
         if name == "all":
-            names += [n for n in registry.names() if n != config.reference_method]
-        else:
+            names += [n for n in registry.names() if n != config.reference_method and n not in images]
+        elif name not in images:
             registry.get(name)  # an unknown name fails here, with a suggestion
             names.append(name)
     entries = [registry.get(name) for name in dict.fromkeys(names)]
-    if not entries:
+    if not entries and not images:
         raise BenchError(f"no method to run (discovered: {', '.join(registry.names()) or 'none'})")
     return entries, reference
 
 
-def _tasks(config: BenchConfig) -> list[TaskSpec]:
-    from benchmark.tasks import find_task, load_task
+ALL_TASKS = "all"
+"""A task name that stands for every task whose dataset is present: the embedded ones, and those of
+`data_dirs`."""
 
-    tasks = [load_task(find_task(name, config.tasks_dir)) for name in dict.fromkeys(config.tasks)]
+
+def _tasks(config: BenchConfig) -> list[TaskSpec]:
+    from benchmark.tasks import discover_tasks, find_task, load_task
+
+    tasks = []
+    for name in dict.fromkeys(config.tasks):
+        if name != ALL_TASKS:
+            tasks.append(load_task(find_task(name, config.tasks_dir)))
+            continue
+        present = {EMBEDDED_DATASET, *config.data_dirs}
+        every = [load_task(path) for path in discover_tasks(config.tasks_dir).values()]
+        named = {task.name for task in tasks}
+        tasks.extend(task for task in every if task.dataset.name in present and task.name not in named)
     names = [task.name for task in tasks]
     if len(set(names)) != len(names):
         raise BenchError(f"tasks repeat: {names}")
@@ -1155,6 +1235,10 @@ def _stderr(line: str) -> None:
 
 def run_bench(config: BenchConfig, *, echo: Echo = _stderr) -> BenchSummary:
     """Run the bench `config` asks for (module docstring) and return what it did."""
+    # Absolute folders: requests name paths in them, and stages run elsewhere (a scratch folder as their
+    # working folder, a container, a Slurm node), where a relative path means something else.
+    results, cache = config.results_dir.absolute(), config.cache_root.absolute()
+    config = replace(config, results_dir=results, cache_dir=cache)
     ctx = _Context(config, echo)
     with results_lock(config.results_dir):
         return _run_locked(ctx)
@@ -1201,6 +1285,8 @@ def _run_locked(ctx: _Context) -> BenchSummary:
         [reference_entry] if reference_entry is not None and reference_entry not in entries else []
     )
     runtimes = _resolve_runtimes(ctx, all_entries, dirs)
+    if config.external_images:
+        runtimes = _external_runtimes(ctx, runtimes)
     settings = PlanSettings(
         seeds=config.seeds,
         evaluator_image=runtimes.evaluator,
@@ -1213,8 +1299,10 @@ def _run_locked(ctx: _Context) -> BenchSummary:
         ),
         reference_name=config.reference_method,
     )
+    names = [entry.spec.name for entry in entries]
+    names += [name for name in config.methods if name in config.external_images]
     plan = plan_bench(
-        [MethodInput(entry.spec, runtimes.methods[entry.spec.name].image) for entry in entries],
+        [MethodInput(runtimes.methods[name].spec, runtimes.methods[name].image) for name in names],
         [world.inputs for world in worlds],
         settings,
     )

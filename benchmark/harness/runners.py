@@ -54,13 +54,16 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from benchmark.api.contract import INPUT_DIR, OUTPUT_DIR, Resources
 from benchmark.errors import HMUError
 from benchmark.harness.docker import DockerCLI, DockerError
 from benchmark.harness.validate import VERBS, InvalidOutput, OutputLimits, Verb, check_tree, read_stage_result
 from benchmark.harness.validate import validate_output as check_output
+
+if TYPE_CHECKING:  # the Slurm runner builds on this module
+    from benchmark.harness.slurm import SlurmSettings
 
 logger = logging.getLogger(__name__)
 
@@ -178,7 +181,7 @@ class StageOutcome:
     """One line: what happened, naming the file and rule for an invalid output."""
     output_dir: Path
     """Where the output folder is now: the invocation's when ok, else the folder it was moved aside to."""
-    runner: Literal["local", "docker"]
+    runner: Literal["local", "docker", "slurm"]
     """Which runner ran it."""
     record: dict[str, Any] | None = None
     """The stage's result.json (describe: its description) when it could be read, else None."""
@@ -190,7 +193,7 @@ class Runner(Protocol):
     """Runs stages; `run` records every failure of the stage in the outcome and raises only RunnerError for
     an unusable invocation."""
 
-    name: Literal["local", "docker"]
+    name: Literal["local", "docker", "slurm"]
 
     def run(self, invocation: StageInvocation) -> StageOutcome: ...
 
@@ -278,7 +281,7 @@ def _judge(
     ended: _Ended,
     stdout_log: Path,
     stderr_log: Path,
-    runner: Literal["local", "docker"],
+    runner: Literal["local", "docker", "slurm"],
     image_id: str | None = None,
 ) -> StageOutcome:
     """The outcome of a finished stage: its state from how it ended and what it left (module docstring)."""
@@ -377,6 +380,12 @@ def _judge_failure(
 # ----------------------------------------------------------------------------- Docker
 
 
+def container_arguments(invocation: StageInvocation) -> list[str]:
+    """What follows the image on a container's command line: the evaluator image's entrypoint is its whole
+    command, a method image's takes the verb."""
+    return [] if invocation.verb == "evaluate" else [invocation.verb]
+
+
 def host_has_gpu() -> bool:
     """True when the host shows an NVIDIA GPU (the driver's device node or nvidia-smi)."""
     return Path("/dev/nvidiactl").exists() or shutil.which("nvidia-smi") is not None
@@ -448,9 +457,19 @@ class DockerRunner:
             flags.append("--gpus=all")
         return flags
 
-    def _arguments(self, invocation: StageInvocation) -> list[str]:
-        # The evaluator image's entrypoint is its whole command; a method image's takes the verb.
-        return [] if invocation.verb == "evaluate" else [invocation.verb]
+    def container_command(self, invocation: StageInvocation, container: str) -> list[str]:
+        """The arguments of `docker` that run a stage, attached, in a container named `container`: `run`,
+        the sandbox flags, the image, the verb. The Slurm runner's docker runtime runs exactly this."""
+        if invocation.image is None:
+            raise RunnerError(f"{invocation.verb}: the Docker runner needs an image")
+        command = ["run", f"--name={container}", "--label=org.hmu.stage=1", *self.sandbox_flags(invocation)]
+        return [*command, invocation.image, *container_arguments(invocation)]
+
+    def admit(self, invocation: StageInvocation) -> None:
+        """Before a container runs: check that its user can read the mounted folders (a RunnerError when
+        not) and hand it the output folder."""
+        self._check_readable(invocation)
+        self._grant_output(invocation.output_dir)
 
     def _grant_output(self, output: Path) -> None:
         """Let the container's user write the output folder (the harness made it as root)."""
@@ -475,15 +494,12 @@ class DockerRunner:
         if invocation.image is None:
             raise RunnerError(f"{invocation.verb}: the Docker runner needs an image")
         output, stdout_log, stderr_log = _prepare_folders(invocation)
-        self._check_readable(invocation)
-        self._grant_output(output)
+        self.admit(invocation)
         container = f"hmu-{invocation.verb}-{uuid.uuid4().hex[:12]}"
         image_id: str | None = None
         try:
             image_id = self.docker.image_id(invocation.image)
-            flags = self.sandbox_flags(invocation)
-            command = ["run", "--detach", f"--name={container}", "--label=org.hmu.stage=1", *flags]
-            command += [invocation.image, *self._arguments(invocation)]
+            command = ["run", "--detach", *self.container_command(invocation, container)[1:]]
             (invocation.logs / "command.txt").write_text(shlex.join(["docker", *command]) + "\n")
             ended = self._run_container(invocation, container, command, stdout_log, stderr_log)
         except (DockerError, OSError, subprocess.SubprocessError) as error:
@@ -634,20 +650,29 @@ class LocalRunner:
 
 
 def select_runner(
-    kind: Literal["auto", "local", "docker"] = "auto", *, docker: DockerCLI | None = None
+    kind: Literal["auto", "local", "docker", "slurm"] = "auto",
+    *,
+    docker: DockerCLI | None = None,
+    slurm: SlurmSettings | None = None,
 ) -> Runner:
     """`docker`: the Docker runner (a RunnerError when no engine answers); `local`: the local runner; `auto`:
-    Docker when an engine answers, else local with a warning saying the stages run without a sandbox."""
+    Docker when an engine answers, else local with a warning saying the stages run without a sandbox;
+    `slurm`: a Slurm job per stage (`benchmark.harness.slurm`, with `slurm`'s settings; a RunnerError when no
+    cluster answers)."""
     docker = docker or DockerCLI()
     if kind == "local":
         return LocalRunner()
+    if kind == "slurm":
+        from benchmark.harness.slurm import SlurmSettings, slurm_runner
+
+        return slurm_runner(slurm or SlurmSettings(), docker=docker)
     why = docker.why_not()
     if why is None:
         return DockerRunner(docker=docker)
     if kind == "docker":
         raise RunnerError(f"the Docker runner was asked for but {why} (run ci/start-docker.sh)")
     if kind != "auto":
-        raise RunnerError(f"unknown runner {kind!r}: expected auto, local or docker")
+        raise RunnerError(f"unknown runner {kind!r}: expected auto, local, docker or slurm")
     logger.warning(
         "runner auto: %s; running every stage as a local process instead, WITHOUT the container sandbox "
         "(no network isolation, no read-only root, no memory or pid limits beyond RLIMIT_AS)",
