@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -258,13 +257,12 @@ def test_a_killed_head_finds_its_jobs_again(cluster: SlurmCLI, tmp_path: Path) -
     if cluster.conf is None:
         pytest.skip("the head subprocess needs the cluster's slurm.conf path")
     runner = _runner(cluster, tmp_path / "jobs")
-    token = uuid.uuid4().hex  # this test's jobs only (the same stage would have the same job name)
 
     # Held (pending until released): found, and waited for.
-    pending = _killed_head(cluster, tmp_path / "jobs", tmp_path / "a", f"a-{token}", "--hold")
+    pending = _killed_head(cluster, tmp_path / "jobs", tmp_path / "a", "a", "--hold")
     assert cluster.show_job(pending["job_id"])["JobState"] == "PENDING"
     again = StageInvocation(
-        verb="describe", output_dir=tmp_path / "a2", method="original", env={"PHASE": f"a-{token}"}
+        verb="describe", output_dir=tmp_path / "a2", method="original", env={"PHASE": "a"}
     )
     with ThreadPoolExecutor(1) as pool:
         future = pool.submit(runner.run, again)
@@ -278,11 +276,11 @@ def test_a_killed_head_finds_its_jobs_again(cluster: SlurmCLI, tmp_path: Path) -
     assert _jobs_named(cluster, pending["name"]) == [pending["job_id"]]
 
     # Ended while no head was there: collected.
-    ended = _killed_head(cluster, tmp_path / "jobs", tmp_path / "b", f"b-{token}")
+    ended = _killed_head(cluster, tmp_path / "jobs", tmp_path / "b", "b")
     while cluster.show_job(ended["job_id"])["JobState"] != "COMPLETED":
         time.sleep(0.3)
     later = StageInvocation(
-        verb="describe", output_dir=tmp_path / "b2", method="original", env={"PHASE": f"b-{token}"}
+        verb="describe", output_dir=tmp_path / "b2", method="original", env={"PHASE": "b"}
     )
     outcome = runner.run(later)
     assert outcome.state == "ok", outcome.message
@@ -406,7 +404,7 @@ def test_a_tiny_bench_through_slurm(cluster: SlurmCLI, tmp_path_factory) -> None
         f"{local.timings['stages']:.1f} s), slurm {slurm_seconds:.1f} s (stages "
         f"{summary.timings['stages']:.1f} s); at most {at_once} Slurm jobs at once"
     )
-    assert at_once == 2
+    assert at_once == 2, "fewer at once: did the cluster run other jobs meanwhile?"
     assert killed["job_id"] in jobs
     assert list((config.cache_root / "slurm").iterdir()) == []
 

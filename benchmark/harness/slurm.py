@@ -32,7 +32,7 @@ environment and read-only folders, the runtime and every file of the request fol
 folders, which a restarted bench makes anew, and not the limits). A head that starts again and runs the same
 invocation finds `job.json` and waits for the job when it is pending or running, or collects it when it has
 ended, instead of submitting it again. A head killed between `sbatch` and writing `job.json` is covered too:
-the job's name holds the hash, and a live job of that name is adopted.
+the job's name is made from its folder's path, and a live job of that name (and user) is adopted.
 
 Where a job's state comes from: `scontrol show job` while slurmctld remembers the job (MinJobAge, 300 s by
 default, after its end), then the jobcomp/filetxt file when the cluster writes one (`JobCompLoc`), then the
@@ -326,7 +326,7 @@ class SlurmCLI:
 
     def live_job(self, name: str) -> str | None:
         """The id of a pending or running job named `name`, or None."""
-        result = self.run(["squeue", "--noheader", f"--name={name}", "--format=%i"])
+        result = self.run(["squeue", "--me", "--noheader", f"--name={name}", "--format=%i"])
         if result.returncode != 0:
             raise SlurmUnreachable(f"squeue --name={name}: {result.stderr.strip()}")
         ids = result.stdout.split()
@@ -374,7 +374,7 @@ class SlurmJob:
     job_id: str
     """Slurm's job id."""
     name: str
-    """The job's name: `hmu-<verb>-<the start of the invocation's hash>`."""
+    """The job's name, `hmu-<verb>-<a hash of its folder>` (the docker runtime's container has it too)."""
     digest: str
     """The invocation's hash (`invocation_digest`)."""
     folder: Path
@@ -538,8 +538,9 @@ class SlurmRunner:
             command.append("--nv")
         return [*command, image, *container_arguments(invocation)]
 
-    def job_script(self, invocation: StageInvocation, name: str, folder: Path, container: str) -> str:
-        """The batch script of a stage whose folders are the job's (`input/`, `output/`)."""
+    def job_script(self, invocation: StageInvocation, name: str, folder: Path) -> str:
+        """The batch script of a stage whose folders are the job's (`input/`, `output/`); a docker
+        runtime's container is named as the job."""
         sbatch = shlex.join(
             ["sbatch", *self.sbatch_arguments(invocation, name, folder), str(folder / "job.sh")]
         )
@@ -550,10 +551,10 @@ class SlurmRunner:
         tail = _SCRIPT_TAIL.format(folder=shlex.quote(str(folder)))
         if self.runtime == "none":
             return head + self._local_lines(invocation) + tail
-        command = self.stage_command(invocation, container)
+        command = self.stage_command(invocation, name)
         if self.runtime == "apptainer":
             return head + shlex.join(command) + "\n" + tail
-        return head + self._docker_lines(command, container, folder) + tail
+        return head + self._docker_lines(command, name, folder) + tail
 
     def _local_lines(self, invocation: StageInvocation) -> str:
         """Runtime none: the local runner's command, its environment, a scratch folder as cwd and TMPDIR."""
@@ -625,11 +626,13 @@ class SlurmRunner:
     def _find_or_submit(self, invocation: StageInvocation, digest: str) -> tuple[SlurmJob, bool]:
         """The job of this invocation: one a previous head submitted (True), else a new one (False)."""
         folder = self.jobs_dir / digest[:KEY_LENGTH]
-        name = f"hmu-{invocation.verb}-{digest[:16]}"
+        # Named after the folder, not the stage alone: another bench (another cache) running the same stage
+        # on the same cluster has jobs and containers of other names, and the two never touch each other's.
+        name = f"hmu-{invocation.verb}-{sha256_json(str(folder))[:16]}"
         known = SlurmJob.read(folder / "job.json")
         if known is not None and known.digest == digest and (folder / "output").is_dir():
             return known, True
-        container = f"hmu-{invocation.verb}-{digest[:16]}"
+        container = name if self.runtime == "docker" else None
         job_side = replace(
             invocation,
             input_dir=folder / "input" if invocation.input_dir is not None else None,
@@ -655,7 +658,7 @@ class SlurmRunner:
         (folder / "logs").mkdir()
         if self.runtime == "docker":
             self.docker.admit(job_side)
-        script = self.job_script(job_side, name, folder, container)
+        script = self.job_script(job_side, name, folder)
         (folder / "job.sh").write_text(script, encoding="utf-8")
         os.chmod(folder / "job.sh", 0o755)
         job_id = self.slurm.submit(sbatch[1:])
