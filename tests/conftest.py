@@ -9,6 +9,12 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+# One CPU thread for torch in the tests and in the processes they start: float sums then come out the same on
+# every machine, whatever its core count, and the small models the tests train (the direction tests' world
+# above all) are the same models everywhere. Set before anything imports torch.
+os.environ["OMP_NUM_THREADS"] = "1"
+os.environ["MKL_NUM_THREADS"] = "1"
+
 
 def _shared_dir() -> Path:
     return Path(os.environ.get("HMU_SHARED_DIR", REPO_ROOT.parent / "shared"))
