@@ -12,12 +12,11 @@ import torch
 
 from benchmark.api.contract import MethodDescription, StageResult, UnlearnProvenance
 from benchmark.api.entrypoint import EXIT_BAD_INPUT, EXIT_METHOD_FAILED, EXIT_OK, print_description, run_stage
-from benchmark.backbone.config import BackboneConfig
 from benchmark.backbone.generation import Prompt, read_motions, write_prompts
-from benchmark.backbone.model import Backbone, load_model, model_hash, save_model
+from benchmark.backbone.model import load_model, model_hash
 from benchmark.cli.main import main
 from benchmark.errors import HMUError
-from benchmark.text.encoders import build_text_encoder
+from benchmark.harness.tinyworld import tiny_model
 
 REPO_METHODS = Path(__file__).resolve().parent.parent / "methods"
 
@@ -98,21 +97,7 @@ def methods_dirs(tmp_path_factory) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def base_model(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    rng = np.random.default_rng(0)
-    backbone = Backbone(BackboneConfig.small(), rng.normal(size=263), rng.uniform(0.5, 2.0, size=263))
-    with torch.no_grad():  # an untrained RVQ has all-zero codebooks: every code would decode alike
-        for codebook in backbone.rvq.codebooks:
-            codebook.normal_()
-    path = tmp_path_factory.mktemp("models") / "base"
-    save_model(
-        backbone,
-        path,
-        text_encoder_identity=build_text_encoder("minilm").identity(),
-        dataset={"name": "embedded", "fps": 20.0, "feature_dim": 263},
-        provenance={"kind": "trained", "recipe": "random"},
-    )
-    return path
+    return tiny_model(tmp_path_factory.mktemp("models") / "base")
 
 
 def unlearn_request(model: Path, **changes) -> dict:
