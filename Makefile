@@ -48,8 +48,10 @@ export SLURM_CONF
 endif
 # TASK=all runs every task whose data is present (the three embedded tasks: each adds its retrain reference).
 TASK ?= embedded_violence
+# Stages (and preparations: the images, the base model, the evaluator) run WORKERS at a time, one thread each.
+WORKERS ?= 2
 bench: $(STAMP)
-	$(BIN)/hmu bench --method $(METHOD) --task $(TASK) --runner $(RUNNER) --torch-spec "$(TORCH_SPEC)" $(if $(BASE_IMAGE),--base-image "$(BASE_IMAGE)")
+	$(BIN)/hmu bench --method $(METHOD) --task $(TASK) --runner $(RUNNER) --workers $(WORKERS) --torch-spec "$(TORCH_SPEC)" $(if $(BASE_IMAGE),--base-image "$(BASE_IMAGE)")
 
 # The leaderboard site `make bench` renders (hmu leaderboard); it also works opened from disk.
 SITE_PORT ?= 8000

@@ -281,3 +281,29 @@ def test_the_reference_run_feeds_the_deltas(tiny: BenchConfig, first, tmp_path: 
     fid = metrics["prompt_sets"]["forget_test"]["metrics"]["fid"]
     assert fid["reference_value"] is not None and fid["delta_to_reference"] is not None
     assert json.loads((reference.path / "metrics.json").read_text())["reference"] is None
+
+
+def test_the_base_model_and_the_evaluator_train_side_by_side(tmp_path_factory, tmp_path: Path) -> None:
+    """With two workers the two trainings of a new dataset overlap (the first bench's longest wait); the
+    images are resolved beside them. Its own cache: the shared one has them made already."""
+    config = tiny_bench(
+        tmp_path_factory,
+        "results-side-by-side",
+        cache_dir=tmp_path / "cache",
+        methods=("original",),
+        runner="local",
+        methods_dirs=(REPO / "methods",),
+        reference_method=None,
+        track=False,
+        workers=2,
+    )
+    lines: list[str] = []
+    summary = run_bench(config, echo=lines.append)
+    assert summary.ok, format_summary(summary)
+
+    def first(text: str) -> int:
+        return next(number for number, line in enumerate(lines) if text in line)
+
+    starts = [first("prepare base model (small recipe): making it"), first("prepare evaluator: making it")]
+    ends = [first("prepare base model (small recipe): done"), first("prepare evaluator: done")]
+    assert max(starts) < min(ends), "\n".join(lines)

@@ -7,7 +7,8 @@
 What `run_bench` does, in order:
 1. Locks the results folder (one bench per folder: one writer of its cache, store and SQLite file) and removes
    what an interrupted bench left half-written.
-2. Prepares the shared inputs once per dataset, each cached under the hash of what makes it
+2. Prepares the shared inputs once per dataset (step 3 meanwhile, and the base model beside the evaluator,
+   up to `workers` at a time), each cached under the hash of what makes it
    (`<cache>/prepare-*/<key>/`): the embedded dataset (`hmu data synth`), a read-only view of its training
    motions for the methods (no test motions, no ground-truth labels), the base model (`hmu train all` on the
    train split), the evaluator (`hmu train-evaluator`); then per task the concept split and the evaluation
@@ -1265,26 +1266,25 @@ def _run_locked(ctx: _Context) -> BenchSummary:
         f"seeds: {', '.join(map(str, config.seeds))}; results: {config.results_dir}"
     )
 
-    # Shared inputs, once per dataset, then per task.
-    datasets: dict[str, DatasetWorld] = {}
-    worlds: list[TaskWorld] = []
-    for task in tasks:
-        name = task.dataset.name
-        if name not in datasets:
-            data = _prepare_data(ctx, name)
-            datasets[name] = DatasetWorld(
-                name,
-                data,
-                _prepare_view(ctx, data),
-                _prepare_model(ctx, name, data),
-                _prepare_evaluator(ctx, name, data),
-            )
-        worlds.append(_prepare_task(ctx, task, datasets[name]))
-
     all_entries = entries + (
         [reference_entry] if reference_entry is not None and reference_entry not in entries else []
     )
-    runtimes = _resolve_runtimes(ctx, all_entries, dirs)
+    # What does not depend on each other is made at the same time, up to `workers` at once: the images
+    # beside the training, and each dataset's base model beside its evaluator (each trains on one thread).
+    with ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="hmu-prepare") as pool:
+        images = pool.submit(_resolve_runtimes, ctx, all_entries, dirs)
+        datasets: dict[str, DatasetWorld] = {}
+        worlds: list[TaskWorld] = []
+        for task in tasks:
+            name = task.dataset.name
+            if name not in datasets:
+                data = _prepare_data(ctx, name)
+                view = _prepare_view(ctx, data)
+                model = pool.submit(_prepare_model, ctx, name, data)
+                evaluator = pool.submit(_prepare_evaluator, ctx, name, data)
+                datasets[name] = DatasetWorld(name, data, view, model.result(), evaluator.result())
+            worlds.append(_prepare_task(ctx, task, datasets[name]))
+        runtimes = images.result()
     if config.external_images:
         runtimes = _external_runtimes(ctx, runtimes)
     settings = PlanSettings(
