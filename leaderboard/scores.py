@@ -18,7 +18,8 @@ How a column ranks, by its direction on that prompt set:
 
 Per column, a row's rank is 1 + the number of rows significantly better than it: better, with CIs that do
 not overlap (`ci_ranks`). Two rows whose intervals overlap tie, as do rows whose intervals overlap a third.
-The aggregate is the mean of a row's column ranks over the rankable columns, and the aggregate rank is
+The aggregate is the mean of a row's column ranks over the columns every competing row is ranked on (a
+row measured without a reference would otherwise be judged on fewer columns), and the aggregate rank is
 1 + the number of rows with a smaller mean (equal means tie). Reference rows and failed runs are not ranked.
 """
 
@@ -33,6 +34,9 @@ from .results import Cell, Table
 
 GROUPS: dict[str, str] = {"forget": "forget", "implicit": "forget", "retain": "retain", "list": "list"}
 """Prompt set source -> the table group it is shown in."""
+
+HEADLINE_METRICS = ("concept_detection_rate", "ncs_at_5")
+"""Shown first in their group when a task declares them: whether the concept is still generated."""
 
 GROUP_TITLES: dict[str, str] = {
     "forget": "Forget set",
@@ -133,6 +137,8 @@ class ScoredTable:
     """Reference rows, then by aggregate rank, then unranked and failed rows."""
     has_reference: bool
     """Some run was measured against a reference run."""
+    aggregated: tuple[str, ...] = ()
+    """Keys of the columns the aggregate rank averages: those every competing row is ranked on."""
 
     def groups(self) -> list[tuple[str, list[Column]]]:
         """(group, its columns) in display order."""
@@ -183,7 +189,13 @@ def _columns(metrics_files: Sequence[Mapping[str, Any]]) -> list[Column]:
                     )
     group_order = {"forget": 0, "retain": 1, "list": 2}
     columns = list(found.values())
-    return sorted(columns, key=lambda c: group_order[c.group])  # stable: plan order within a group
+    # Plan order of the prompt sets within a group; in a prompt set, the headline metrics first.
+    sets = {name: index for index, name in enumerate(dict.fromkeys(c.prompt_set for c in columns))}
+    headline = {name: index for index, name in enumerate(HEADLINE_METRICS)}
+    return sorted(
+        columns,
+        key=lambda c: (group_order[c.group], sets[c.prompt_set], headline.get(c.metric, len(headline))),
+    )
 
 
 def _score(entry: Mapping[str, Any]) -> Score:
@@ -257,10 +269,17 @@ def score_table(table: Table) -> ScoredTable:
         for index, rank in enumerate(column_ranks):
             if rank is not None:
                 ranks[index][column.key] = rank
-    means = [sum(r.values()) / len(r) if r else None for r in ranks]
+    # The aggregate counts only the columns every competing row is ranked on: a row without a reference
+    # distance is not judged on fewer (and easier) columns than the others.
+    competitors = [r for r, take in zip(ranks, competing, strict=True) if take]
+    shared = [c.key for c in columns if competitors and all(c.key in r for r in competitors)]
+    means = [
+        sum(r[key] for key in shared) / len(shared) if take and shared else None
+        for r, take in zip(ranks, competing, strict=True)
+    ]
     overall = aggregate_ranks(means)
     rows = [Row(cell, scores[i], ranks[i], means[i], overall[i]) for i, cell in enumerate(table.cells)]
     # Reference rows first, then by aggregate rank, unranked ok rows, failed runs last (stable: table order).
     rows.sort(key=lambda r: (not r.cell.reference, not r.cell.chosen.ok, r.rank is None, r.rank or 0))
     has_reference = any(s.reference_value is not None for row in scores for s in row.values())
-    return ScoredTable(table, tuple(columns), tuple(rows), has_reference)
+    return ScoredTable(table, tuple(columns), tuple(rows), has_reference, tuple(shared))

@@ -85,6 +85,38 @@ def test_a_table_has_references_cis_ranks_and_every_run(leaderboard_world) -> No
     assert scored.rows[0].cell.sweep == "retrain" and scored.rows[-1].cell.sweep == "nan_liar"
 
 
+def test_the_aggregate_counts_only_what_every_row_is_ranked_on(leaderboard_world) -> None:
+    import copy
+    import dataclasses
+
+    table = _table(part("results").collect([leaderboard_world.results]))
+    scored = part("scores").score_table(table)
+    keys = [column.key for column in scored.columns]
+    # What is forgotten leads the table, and counts with or without a reference run.
+    assert keys[:2] == ["forget_test.concept_detection_rate", "forget_test.ncs_at_5"]
+    assert set(scored.aggregated) == {key for key in keys if key in scored.rows[1].ranks}
+    assert "forget_test.fid" in scored.aggregated
+
+    # One row measured without a reference: its → columns have no rank, so no row is judged on them.
+    cells = list(table.cells)
+    index = next(i for i, cell in enumerate(cells) if cell.sweep == "lcr-k16")
+    metrics = copy.deepcopy(dict(cells[index].chosen.metrics))
+    for prompt_set in metrics["prompt_sets"].values():
+        for entry in prompt_set["metrics"].values():
+            entry.pop("delta_to_reference", None)
+            entry.pop("delta_ci95", None)
+    chosen = dataclasses.replace(cells[index].chosen, metrics=metrics)
+    cells[index] = dataclasses.replace(cells[index], chosen=chosen)
+    without = part("scores").score_table(dataclasses.replace(table, cells=tuple(cells)))
+    referenced = {column.key for column in without.columns if column.direction == "reference"}
+    assert without.aggregated and not referenced & set(without.aggregated)
+    assert "forget_test.concept_detection_rate" in without.aggregated
+    for row in without.rows:
+        if row.rank is not None:
+            expected = sum(row.ranks[key] for key in without.aggregated) / len(without.aggregated)
+            assert row.mean_rank == pytest.approx(expected)
+
+
 def test_ranks_tie_where_confidence_intervals_overlap() -> None:
     scores = part("scores")
     # b overlaps a; c is clear of both; d has no value.
