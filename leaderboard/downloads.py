@@ -52,6 +52,7 @@ CSV_FIELDS: tuple[str, ...] = (
     "stored_at",
     "reference_run",
     "unlearn_seconds",
+    "unlearn_peak_memory_bytes",
 )
 
 
@@ -80,6 +81,7 @@ def provenance_fields(run: Run, shown: bool) -> dict[str, Any]:
         "stored_at": run.stored_at,
         "reference_run": spec.reference,
         "unlearn_seconds": run.unlearn_seconds,
+        "unlearn_peak_memory_bytes": run.unlearn_peak_memory_bytes,
     }
 
 

@@ -113,6 +113,12 @@ class Run:
         stage = self.stored.status.stage("unlearn")
         return stage.seconds if stage is not None and stage.state == "ok" else None
 
+    @property
+    def unlearn_peak_memory_bytes(self) -> int | None:
+        """Memory high-water mark of the unlearn stage where the runner measured it, or None."""
+        stage = self.stored.status.stage("unlearn")
+        return stage.peak_memory_bytes if stage is not None and stage.state == "ok" else None
+
     def provenance(self, *keys: str) -> Any:
         """A value of provenance.json by its path of keys, or None where it is absent."""
         value: Any = self.stored.provenance

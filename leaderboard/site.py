@@ -118,6 +118,14 @@ def seconds(value: float | None) -> str:
     return f"{value / 60:.1f} min"
 
 
+def memory(value: int | None) -> str:
+    if value is None:
+        return "—"
+    if value < 2**30:
+        return f"{value / 2**20:.0f} MiB"
+    return f"{value / 2**30:.2f} GiB"
+
+
 def _colours(board: Board, tables: Sequence[ScoredTable]) -> dict[str, str]:
     reference = {cell.method for t in tables for cell in t.table.cells if cell.reference}
     others = [m for m in board.methods if m not in reference]
@@ -361,7 +369,9 @@ def _environment() -> Any:
         keep_trailing_newline=True,
     )
     env.policies["json.dumps_kwargs"] = {"sort_keys": True, "separators": (",", ":")}
-    env.filters.update(fmt=fmt, ci=ci, seconds=seconds, metric_name=metric_name, page=_page_name)
+    env.filters.update(
+        fmt=fmt, ci=ci, seconds=seconds, memory=memory, metric_name=metric_name, page=_page_name
+    )
     env.globals.update(GROUP_TITLES=GROUP_TITLES)
     return env
 

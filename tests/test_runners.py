@@ -199,6 +199,10 @@ def test_original_docker_and_local_agree(images: ImageSet, model: Path, work: Pa
         timings[name] = time.perf_counter() - began
     print(f"unlearn+generate: docker {timings['docker']:.1f} s, local {timings['local']:.1f} s")
     (docker_unlearn, docker_generate), (local_unlearn, local_generate) = outcomes["docker"], outcomes["local"]
+    # Each runner measured the stage's memory: a Python with torch loaded, under the stage's limit.
+    for outcome in (*outcomes["docker"], *outcomes["local"]):
+        assert outcome.peak_memory_bytes is not None, outcome.runner
+        assert 100 * 2**20 < outcome.peak_memory_bytes <= LIMITS.memory_bytes, outcome.runner
     assert docker_unlearn.record["model_hash"] == local_unlearn.record["model_hash"]
     for outcome in (docker_generate, local_generate):
         result = StageResult.from_json(outcome.record, "result.json")

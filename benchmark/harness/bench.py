@@ -881,6 +881,8 @@ class _Done:
     """Where a failed stage's folder was kept."""
     result: Mapping[str, Any] | None = None
     """A failed stage's result.json, when it wrote a readable one."""
+    peak_memory_bytes: int | None = None
+    """Memory high-water mark of the run that made it, where the runner saw it."""
 
     def files(self) -> StageFiles:
         if self.entry is not None:
@@ -901,6 +903,7 @@ def _from_entry(entry: CacheEntry, cached: bool) -> _Done:
         record.get("runner"),
         record.get("image_id"),
         entry,
+        peak_memory_bytes=record.get("peak_memory_bytes"),
     )
 
 
@@ -1034,6 +1037,7 @@ def _execute(
             "runner": outcome.runner,
             "image_id": outcome.image_id,
             "run_id": run.spec.run_id,
+            "peak_memory_bytes": outcome.peak_memory_bytes,
         }
         if outcome.state == "ok":
             return _from_entry(pending.commit(facts, replace=ctx.config.fresh), cached=False)
@@ -1047,6 +1051,7 @@ def _execute(
             outcome.image_id,
             kept=kept,
             result=outcome.record,
+            peak_memory_bytes=outcome.peak_memory_bytes,
         )
 
 
@@ -1137,6 +1142,7 @@ def _record(
                 message=outcome.message,
                 image_id=outcome.image_id,
                 kept_output=str(outcome.kept) if outcome.kept is not None else None,
+                peak_memory_bytes=outcome.peak_memory_bytes,
             )
         )
         if outcome.state != "blocked":

@@ -49,6 +49,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Mapping
@@ -187,6 +188,9 @@ class StageOutcome:
     """The stage's result.json (describe: its description) when it could be read, else None."""
     image_id: str | None = None
     """The image that ran (Docker), for provenance."""
+    peak_memory_bytes: int | None = None
+    """The stage's memory high-water mark: locally the process's peak resident set (`wait4`), in Docker the
+    container's memory cgroup high-water mark (read until it exits); None where the runner cannot see it."""
 
 
 class Runner(Protocol):
@@ -274,6 +278,8 @@ class _Ended:
     """Killed by the kernel for memory (Docker's `OOMKilled`)."""
     note: str = ""
     """Something the runner wants said (no GPU, the engine's error)."""
+    peak_memory_bytes: int | None = None
+    """The stage's memory high-water mark, where the runner can see it (`StageOutcome`)."""
 
 
 def _judge(
@@ -335,6 +341,7 @@ def _judge(
         runner=runner,
         record=record,
         image_id=image_id,
+        peak_memory_bytes=ended.peak_memory_bytes,
     )
 
 
@@ -532,12 +539,15 @@ class DockerRunner:
                 None, time.perf_counter() - began, note=f"docker run failed: {started.stderr.strip()}"
             )
         timed_out = False
-        try:
-            self.docker.run(["wait", container], timeout=max(0.0, wall - (time.perf_counter() - began)))
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            self.docker.run(["kill", container], timeout=60)
-            self.docker.run(["wait", container], timeout=60)
+        with _CgroupPeak(started.stdout.strip()) as peak:
+            try:
+                self.docker.run(
+                    ["wait", container], timeout=max(0.0, wall - (time.perf_counter() - began))
+                )
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                self.docker.run(["kill", container], timeout=60)
+                self.docker.run(["wait", container], timeout=60)
         seconds = time.perf_counter() - began
         state = (self.docker.inspect("container", container) or {}).get("State", {})
         with stdout_log.open("w", encoding="utf-8") as out, stderr_log.open("w", encoding="utf-8") as err:
@@ -547,7 +557,49 @@ class DockerRunner:
             wall_seconds=seconds,
             timed_out=timed_out,
             oom_killed=bool(state.get("OOMKilled")) and not timed_out,
+            peak_memory_bytes=peak.bytes,
         )
+
+
+_CGROUP_PEAK_FILES = (
+    "/sys/fs/cgroup/memory/docker/{id}/memory.max_usage_in_bytes",  # v1, cgroupfs driver
+    "/sys/fs/cgroup/memory/system.slice/docker-{id}.scope/memory.max_usage_in_bytes",  # v1, systemd
+    "/sys/fs/cgroup/docker/{id}/memory.peak",  # v2, cgroupfs driver
+    "/sys/fs/cgroup/system.slice/docker-{id}.scope/memory.peak",  # v2, systemd
+)
+
+
+class _CgroupPeak:
+    """Reads a running container's memory high-water mark from its cgroup every half second, until the
+    `with` block ends (the cgroup goes with the container). The mark only grows, so the last reading is the
+    peak but for what the final half second added; `bytes` stays None when the engine's cgroups are not
+    visible here (a remote engine, an older kernel)."""
+
+    def __init__(self, container_id: str) -> None:
+        self.bytes: int | None = None
+        self._paths = [Path(pattern.format(id=container_id)) for pattern in _CGROUP_PEAK_FILES]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, name="hmu-cgroup-peak", daemon=True)
+
+    def __enter__(self) -> _CgroupPeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while True:
+            for path in self._paths:
+                try:
+                    value = int(path.read_text())
+                except (OSError, ValueError):
+                    continue
+                self.bytes = max(value, self.bytes or 0)
+                break
+            if self._stop.wait(0.5):
+                return
 
 
 # ----------------------------------------------------------------------------- local
@@ -632,8 +684,9 @@ class LocalRunner:
             except OSError as error:
                 return _Ended(None, 0.0, note=f"cannot start {command[0]}: {error}")
             timed_out = False
+            peak: int | None = None
             try:
-                process.wait(timeout=wall)
+                peak = _wait_with_peak(process, began + wall)
             except subprocess.TimeoutExpired:
                 timed_out = True
             finally:
@@ -643,7 +696,28 @@ class LocalRunner:
                 except ProcessLookupError:
                     pass
                 process.wait()
-        return _Ended(process.returncode, time.perf_counter() - began, timed_out=timed_out, note=note)
+        return _Ended(
+            process.returncode,
+            time.perf_counter() - began,
+            timed_out=timed_out,
+            note=note,
+            peak_memory_bytes=peak,
+        )
+
+
+def _wait_with_peak(process: subprocess.Popen, deadline: float) -> int:
+    """Wait for `process` until `deadline` (perf_counter; TimeoutExpired after it) and return its peak
+    resident set in bytes, which `wait4` reports for the reaped child (Linux: ru_maxrss in KiB)."""
+    delay = 0.01
+    while True:
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid == process.pid:
+            process.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait again
+            return usage.ru_maxrss * 1024
+        if time.perf_counter() >= deadline:
+            raise subprocess.TimeoutExpired(process.args, 0)
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)
 
 
 # ----------------------------------------------------------------------------- choosing

@@ -103,6 +103,9 @@ class StageRecord:
     """The image that ran it (Docker)."""
     kept_output: str | None = None
     """Where a failed stage's output folder was kept (under the cache's `failed/`), or None."""
+    peak_memory_bytes: int | None = None
+    """The stage's memory high-water mark (the earlier run's, when cached); None where the runner could not
+    see it (`StageOutcome.peak_memory_bytes`)."""
 
     def to_json(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}

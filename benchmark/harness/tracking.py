@@ -12,6 +12,7 @@ What a run folder becomes (experiment `hmu-bench/<task>`, run name = the run id)
 - metrics: `<prompt set>.<metric>` (the mean over repeats), `.ci95` (95 % CI half-width), `.delta` and
   `.delta_ci95` (distance to the reference model, when there is one), `.reference` (D_r's value);
   `classifier.auc`; `seconds.<stage>` (wall time of each stage's run);
+  `peak_memory_mib.<stage>` (its memory high-water mark, where the runner measured it);
 - tags: `hmu.run_id`, `hmu.record_id`, `hmu.status`, `hmu.failed_stage`, `hmu.state`, `hmu.interface_version`,
   `hmu.image_digest` (the method's image), `hmu.evaluator_image`, `hmu.task_version`, `hmu.runner`, and a
   note (the failure or the missing reference) shown on the run's page;
@@ -121,6 +122,8 @@ def run_metrics(run: StoredRun) -> dict[str, float]:
     for stage in run.status.stages:
         if stage.state == "ok":
             metrics[f"seconds.{stage.stage}"] = float(stage.seconds)
+            if stage.peak_memory_bytes is not None:
+                metrics[f"peak_memory_mib.{stage.stage}"] = stage.peak_memory_bytes / 2**20
     data = run.metrics()
     if data is None:
         return metrics
