@@ -26,27 +26,19 @@ from pathlib import Path
 
 from benchmark.harness.bench import BenchConfig, BenchSummary, run_bench
 from benchmark.harness.slurm import SlurmCLI, SlurmSettings
-from benchmark.harness.spec import EvaluationSpec
 from benchmark.harness.store import utc_now
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def tiny(work: Path, workers: int) -> BenchConfig:
-    return BenchConfig(
+    return BenchConfig.tiny(
+        work / "results-prepare",
+        work / "cache",
         methods=("original",),
         seeds=(0, 1),
-        results_dir=work / "results-prepare",
-        cache_dir=work / "cache",
         runner="local",
         workers=workers,
-        embedded_motions=200,
-        model_steps=2,
-        evaluator_epochs=1,
-        evaluation=EvaluationSpec(repeats=2, passes=2, max_prompts=4),
-        generation={"timesteps": 2, "batch_size": 16},
-        threads=1,
-        render_gifs=False,
         track=False,
         reference_method=None,
         methods_dirs=(REPO / "methods",),

@@ -9,7 +9,6 @@ them in seconds.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 import sys
@@ -29,7 +28,6 @@ from benchmark.harness.images import (
     build_folder_image,
     build_images,
 )
-from benchmark.harness.spec import EvaluationSpec
 from benchmark.harness.tinyworld import make_readable as readable
 
 
@@ -191,19 +189,7 @@ def tiny_bench(tmp_path_factory: pytest.TempPathFactory, results: str, **changes
     cache (prepared inputs and stages, keyed by their inputs) is shared by every bench of the test session;
     `results` names this bench's own results folder."""
     base = tmp_path_factory.getbasetemp()
-    config = BenchConfig(
-        results_dir=base / results,
-        cache_dir=readable(base) / "tiny-bench-cache",
-        workers=2,
-        embedded_motions=200,
-        model_steps=2,
-        evaluator_epochs=1,
-        evaluation=EvaluationSpec(repeats=2, passes=2, max_prompts=4),
-        generation={"timesteps": 2, "batch_size": 16},
-        threads=1,
-        render_gifs=False,
-    )
-    return dataclasses.replace(config, **changes)
+    return BenchConfig.tiny(base / results, readable(base) / "tiny-bench-cache", **changes)
 
 
 # ----------------------------------------------------------------------------- external method images

@@ -210,6 +210,25 @@ class BenchConfig:
     """Method name -> an image that is that method, run instead of a method folder (`hmu bench --image
     NAME=REF`, `hmu submit`): its `describe` gives its parameters, sweep and resources. Needs Docker."""
 
+    @classmethod
+    def tiny(cls, results_dir: Path, cache_dir: Path, **changes: Any) -> BenchConfig:
+        """The tiny world of the tests and the harness benchmarks: a 200-motion embedded dataset, a base model
+        trained for two steps, an evaluator trained for one epoch, 2 repeats of 4 prompts per set, 2 sampling
+        steps; about a minute to prepare on two cores. The numbers mean nothing; the machinery is real."""
+        config = cls(
+            results_dir=results_dir,
+            cache_dir=cache_dir,
+            workers=2,
+            embedded_motions=200,
+            model_steps=2,
+            evaluator_epochs=1,
+            evaluation=EvaluationSpec(repeats=2, passes=2, max_prompts=4),
+            generation={"timesteps": 2, "batch_size": 16},
+            threads=1,
+            render_gifs=False,
+        )
+        return replace(config, **changes)
+
     def __post_init__(self) -> None:
         if not self.methods:
             raise BenchError("BenchConfig.methods: name at least one method (or 'all')")

@@ -541,9 +541,7 @@ class DockerRunner:
         timed_out = False
         with _CgroupPeak(started.stdout.strip()) as peak:
             try:
-                self.docker.run(
-                    ["wait", container], timeout=max(0.0, wall - (time.perf_counter() - began))
-                )
+                self.docker.run(["wait", container], timeout=max(0.0, wall - (time.perf_counter() - began)))
             except subprocess.TimeoutExpired:
                 timed_out = True
                 self.docker.run(["kill", container], timeout=60)
