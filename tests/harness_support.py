@@ -189,7 +189,8 @@ def tiny_bench(tmp_path_factory: pytest.TempPathFactory, results: str, **changes
     cache (prepared inputs and stages, keyed by their inputs) is shared by every bench of the test session;
     `results` names this bench's own results folder."""
     base = tmp_path_factory.getbasetemp()
-    return BenchConfig.tiny(base / results, readable(base) / "tiny-bench-cache", **changes)
+    cache = changes.pop("cache_dir", readable(base) / "tiny-bench-cache")
+    return BenchConfig.tiny(base / results, cache, **changes)
 
 
 # ----------------------------------------------------------------------------- external method images
