@@ -847,7 +847,7 @@ def _external_runtimes(ctx: _Context, runtimes: Runtimes) -> Runtimes:
     if _runs_local_code(runtimes.runner):
         raise BenchError(
             f"external images ({', '.join(ctx.config.external_images)}) run only in containers: "
-            "use the Docker runner (--runner docker)"
+            "use --runner docker, or --runner slurm with the docker or apptainer runtime"
         )
     docker = DockerCLI()
     methods = dict(runtimes.methods)

@@ -205,7 +205,7 @@ class Runner(Protocol):
 # ----------------------------------------------------------------------------- shared steps
 
 
-def _prepare_folders(invocation: StageInvocation) -> tuple[Path, Path, Path]:
+def prepare_stage_folders(invocation: StageInvocation) -> tuple[Path, Path, Path]:
     """Check the folders, create the output and logs folders; returns (output, stdout log, stderr log)."""
     if invocation.input_dir is not None and not invocation.input_dir.is_dir():
         raise RunnerError(f"{invocation.input_dir}: the input folder does not exist")
@@ -248,7 +248,7 @@ def _tail(path: Path, lines: int = 5, limit: int = 64 * 1024) -> str:
     return " | ".join(kept) or f"nothing in {path.name}"
 
 
-def _stage_environment(invocation: StageInvocation) -> dict[str, str]:
+def stage_environment(invocation: StageInvocation) -> dict[str, str]:
     """What every stage gets in its environment under either runner (the image sets the same defaults)."""
     threads = str(invocation.limits.threads)
     env = {
@@ -265,7 +265,7 @@ def _stage_environment(invocation: StageInvocation) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
-class _Ended:
+class StageEnd:
     """How the stage's process ended, before its output is judged."""
 
     exit_code: int | None
@@ -282,9 +282,9 @@ class _Ended:
     """The stage's memory high-water mark, where the runner can see it (`StageOutcome`)."""
 
 
-def _judge(
+def judge_stage(
     invocation: StageInvocation,
-    ended: _Ended,
+    ended: StageEnd,
     stdout_log: Path,
     stderr_log: Path,
     runner: Literal["local", "docker", "slurm"],
@@ -458,7 +458,7 @@ class DockerRunner:
             flags.append(
                 f"--mount=type=bind,source={source},target={target}" + (",readonly" if read_only else "")
             )
-        for name, value in _stage_environment(invocation).items():
+        for name, value in stage_environment(invocation).items():
             flags.append(f"--env={name}={value}")
         if limits.gpu and self.gpus_available:
             flags.append("--gpus=all")
@@ -500,7 +500,7 @@ class DockerRunner:
     def run(self, invocation: StageInvocation) -> StageOutcome:
         if invocation.image is None:
             raise RunnerError(f"{invocation.verb}: the Docker runner needs an image")
-        output, stdout_log, stderr_log = _prepare_folders(invocation)
+        output, stdout_log, stderr_log = prepare_stage_folders(invocation)
         self.admit(invocation)
         container = f"hmu-{invocation.verb}-{uuid.uuid4().hex[:12]}"
         image_id: str | None = None
@@ -511,7 +511,7 @@ class DockerRunner:
             ended = self._run_container(invocation, container, command, stdout_log, stderr_log)
         except (DockerError, OSError, subprocess.SubprocessError) as error:
             # The engine failed, not the stage: recorded as a crash, with the engine's words.
-            ended = _Ended(None, 0.0, note=f"the Docker engine failed: {error}")
+            ended = StageEnd(None, 0.0, note=f"the Docker engine failed: {error}")
             with stderr_log.open("a", encoding="utf-8") as stream:
                 stream.write(f"hmu runner: {ended.note}\n")
         finally:
@@ -520,7 +520,7 @@ class DockerRunner:
             ended = replace(
                 ended, note="; ".join(part for part in ("no GPU: ran on the CPU", ended.note) if part)
             )
-        return _judge(invocation, ended, stdout_log, stderr_log, "docker", image_id)
+        return judge_stage(invocation, ended, stdout_log, stderr_log, "docker", image_id)
 
     def _run_container(
         self,
@@ -529,13 +529,13 @@ class DockerRunner:
         command: list[str],
         stdout_log: Path,
         stderr_log: Path,
-    ) -> _Ended:
+    ) -> StageEnd:
         began = time.perf_counter()
         wall = invocation.limits.wall_seconds
         started = self.docker.run(command, timeout=max(120.0, wall))
         if started.returncode != 0:
             stderr_log.write_text(started.stderr, encoding="utf-8")
-            return _Ended(
+            return StageEnd(
                 None, time.perf_counter() - began, note=f"docker run failed: {started.stderr.strip()}"
             )
         timed_out = False
@@ -550,7 +550,7 @@ class DockerRunner:
         state = (self.docker.inspect("container", container) or {}).get("State", {})
         with stdout_log.open("w", encoding="utf-8") as out, stderr_log.open("w", encoding="utf-8") as err:
             self.docker.run(["logs", container], stdout=out, stderr=err, timeout=300)
-        return _Ended(
+        return StageEnd(
             exit_code=int(state.get("ExitCode", -1)),
             wall_seconds=seconds,
             timed_out=timed_out,
@@ -643,19 +643,19 @@ class LocalRunner:
 
     def run(self, invocation: StageInvocation) -> StageOutcome:
         command = self.command(invocation)
-        output, stdout_log, stderr_log = _prepare_folders(invocation)
+        output, stdout_log, stderr_log = prepare_stage_folders(invocation)
         limits = invocation.limits
         wrapped = [self.python, "-c", _LIMIT_AND_EXEC, str(limits.memory_bytes), *command]
         note = "no GPU: ran on the CPU" if limits.gpu and not host_has_gpu() else ""
         (invocation.logs / "command.txt").write_text(shlex.join(wrapped) + "\n")
         with tempfile.TemporaryDirectory(prefix="hmu-stage-") as scratch:
-            env = {**os.environ, **_stage_environment(invocation), "TMPDIR": scratch}
+            env = {**os.environ, **stage_environment(invocation), "TMPDIR": scratch}
             if not limits.gpu:
                 env["CUDA_VISIBLE_DEVICES"] = ""  # as in a container without --gpus
             ended = self._run_process(
                 wrapped, env, scratch, limits.wall_seconds, stdout_log, stderr_log, note
             )
-        return _judge(invocation, ended, stdout_log, stderr_log, "local")
+        return judge_stage(invocation, ended, stdout_log, stderr_log, "local")
 
     def _run_process(
         self,
@@ -666,7 +666,7 @@ class LocalRunner:
         stdout_log: Path,
         stderr_log: Path,
         note: str,
-    ) -> _Ended:
+    ) -> StageEnd:
         began = time.perf_counter()
         with stdout_log.open("wb") as out, stderr_log.open("wb") as err:
             try:
@@ -680,7 +680,7 @@ class LocalRunner:
                     start_new_session=True,
                 )
             except OSError as error:
-                return _Ended(None, 0.0, note=f"cannot start {command[0]}: {error}")
+                return StageEnd(None, 0.0, note=f"cannot start {command[0]}: {error}")
             timed_out = False
             peak: int | None = None
             try:
@@ -694,7 +694,7 @@ class LocalRunner:
                 except ProcessLookupError:
                     pass
                 process.wait()
-        return _Ended(
+        return StageEnd(
             process.returncode,
             time.perf_counter() - began,
             timed_out=timed_out,

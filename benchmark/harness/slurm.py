@@ -95,13 +95,13 @@ from benchmark.harness.runners import (
     LocalRunner,
     ResourceLimits,
     RunnerError,
+    StageEnd,
     StageInvocation,
     StageOutcome,
-    _Ended,
-    _judge,
-    _prepare_folders,
-    _stage_environment,
     container_arguments,
+    judge_stage,
+    prepare_stage_folders,
+    stage_environment,
 )
 from benchmark.harness.spec import KEY_LENGTH, files_sha256, sha256_json
 
@@ -533,7 +533,7 @@ class SlurmRunner:
             if "," in str(source) or ":" in str(source):
                 raise RunnerError(f"{source}: a path with a comma or colon cannot be bound")
             command.append(f"--bind={source.resolve()}:{target}:{mode}")
-        command += [f"--env={name}={value}" for name, value in _stage_environment(invocation).items()]
+        command += [f"--env={name}={value}" for name, value in stage_environment(invocation).items()]
         if invocation.limits.gpu and self.settings.gpus > 0:
             command.append("--nv")
         return [*command, image, *container_arguments(invocation)]
@@ -558,7 +558,7 @@ class SlurmRunner:
 
     def _local_lines(self, invocation: StageInvocation) -> str:
         """Runtime none: the local runner's command, its environment, a scratch folder as cwd and TMPDIR."""
-        env = _stage_environment(invocation)
+        env = stage_environment(invocation)
         if not invocation.limits.gpu or self.settings.gpus == 0:
             env["CUDA_VISIBLE_DEVICES"] = ""  # as in a container without --gpus
         lines = [f"export {key}={shlex.quote(value)}" for key, value in env.items()]
@@ -604,7 +604,7 @@ class SlurmRunner:
             LocalRunner(python=self.settings.python).command(invocation)  # a RunnerError when unusable
         elif invocation.image is None:
             raise RunnerError(f"{invocation.verb}: the {self.runtime} runtime needs an image")
-        _, stdout_log, stderr_log = _prepare_folders(invocation)
+        _, stdout_log, stderr_log = prepare_stage_folders(invocation)
         limits = self.settings.limits(invocation.limits)
         # Slurm counts whole minutes: the limit the stage gets, and the one its messages name.
         invocation = replace(
@@ -615,12 +615,14 @@ class SlurmRunner:
             job, resumed = self._find_or_submit(invocation, digest)
         except (SlurmError, OSError) as error:  # the cluster refused the job: recorded as a crash
             stderr_log.write_text(f"hmu runner: {error}\n", encoding="utf-8")
-            return _judge(invocation, _Ended(None, 0.0, note=str(error)), stdout_log, stderr_log, "slurm")
+            return judge_stage(
+                invocation, StageEnd(None, 0.0, note=str(error)), stdout_log, stderr_log, "slurm"
+            )
         logger.info("%s: Slurm job %s (%s)", job.name, job.job_id, "found again" if resumed else "submitted")
         shutil.copyfile(job.folder / "job.sh", invocation.logs / "command.txt")  # it names its sbatch line
         state = self._wait(job)
         ended, image_id = self._collect(invocation, job, state, stdout_log, stderr_log)
-        outcome = _judge(invocation, ended, stdout_log, stderr_log, "slurm", image_id)
+        outcome = judge_stage(invocation, ended, stdout_log, stderr_log, "slurm", image_id)
         return replace(outcome, message=f"{outcome.message} (Slurm job {job.job_id} {state.state})")
 
     def _find_or_submit(self, invocation: StageInvocation, digest: str) -> tuple[SlurmJob, bool]:
@@ -707,7 +709,7 @@ class SlurmRunner:
 
     def _collect(
         self, invocation: StageInvocation, job: SlurmJob, state: JobState, stdout_log: Path, stderr_log: Path
-    ) -> tuple[_Ended, str | None]:
+    ) -> tuple[StageEnd, str | None]:
         """Move the job's logs and output to the invocation's folders; how the stage ended and its image."""
         for name, target in (("stdout.log", stdout_log), ("stderr.log", stderr_log)):
             source = job.folder / "logs" / name
@@ -724,26 +726,28 @@ class SlurmRunner:
         record = {**job.to_json(), "final": state.to_json()}
         _write_json(invocation.logs / "slurm-job.json", record)
         if (job.folder / "output").is_dir():
-            invocation.output_dir.rmdir()  # made empty by _prepare_folders; the job's output takes its place
+            invocation.output_dir.rmdir()  # left empty by prepare_stage_folders: the job's output goes there
             shutil.move(job.folder / "output", invocation.output_dir)
         shutil.rmtree(job.folder, ignore_errors=True)
         note = "no GPU: ran on the CPU" if invocation.limits.gpu and self.settings.gpus == 0 else ""
         return ending(job.job_id, state, _tail_text(stderr_log), container, note), container.get("Image")
 
 
-def ending(job_id: str, state: JobState, stderr: str, container: Mapping[str, Any], note: str = "") -> _Ended:
+def ending(
+    job_id: str, state: JobState, stderr: str, container: Mapping[str, Any], note: str = ""
+) -> StageEnd:
     """How a job ended, in the harness's terms (module docstring). `stderr` is the end of the job's stderr
     (slurmstepd's words), `container` the docker runtime's final container state ({} otherwise), `note`
     what to say about an ending that is not a crash."""
     if state.state == "TIMEOUT":
-        return _Ended(state.exit_code, state.seconds, timed_out=True, note=note)
+        return StageEnd(state.exit_code, state.seconds, timed_out=True, note=note)
     killed = bool((container.get("State") or {}).get("OOMKilled"))
     if state.state == "OUT_OF_MEMORY" or killed or (state.state == "FAILED" and _MEMORY_KILL.search(stderr)):
-        return _Ended(state.exit_code, state.seconds, oom_killed=True, note=note)
+        return StageEnd(state.exit_code, state.seconds, oom_killed=True, note=note)
     if state.state in ("COMPLETED", "FAILED") and state.exit_code is not None:
-        return _Ended(state.exit_code, state.seconds, note=note)
+        return StageEnd(state.exit_code, state.seconds, note=note)
     reason = f": {state.reason}" if state.reason else ""
-    return _Ended(None, state.seconds, note=f"Slurm job {job_id} ended {state.state}{reason}")
+    return StageEnd(None, state.seconds, note=f"Slurm job {job_id} ended {state.state}{reason}")
 
 
 def _tail_text(path: Path, limit: int = 64 * 1024) -> str:
