@@ -95,6 +95,42 @@ def _settings(values: list[str] | None) -> dict[str, Any]:
     return settings
 
 
+def add_shared_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """The options `hmu bench` shares with `hmu submit`: tasks, seeds, folders, workers, MLflow, and the
+    user's own datasets, base models and evaluators (in the returned "shared inputs" group)."""
+    parser.add_argument(
+        "--task",
+        action="append",
+        metavar="NAME|FILE",
+        help="a task (repeatable; default embedded_violence), or 'all': every task whose dataset is present",
+    )
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="S", help="seeds (default 0)")
+    parser.add_argument("--results", type=Path, default=Path("results"), help="results folder (results/)")
+    parser.add_argument("--cache", type=Path, metavar="DIR", help="stage cache (default <results>/cache)")
+    parser.add_argument("--workers", type=int, default=1, help="stages run at the same time (default 1)")
+    parser.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
+    data = parser.add_argument_group("shared inputs")
+    data.add_argument("--data", action="append", metavar="NAME=DIR", help="a dataset folder of yours")
+    data.add_argument("--base-model", action="append", metavar="NAME=DIR", help="a base model of yours")
+    data.add_argument("--evaluator", action="append", metavar="NAME=DIR", help="an evaluator of yours")
+    return data
+
+
+def shared_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The BenchConfig fields of `add_shared_arguments`' options."""
+    return {
+        "tasks": tuple(args.task or ("embedded_violence",)),
+        "seeds": tuple(args.seeds),
+        "results_dir": args.results,
+        "cache_dir": args.cache,
+        "workers": args.workers,
+        "data_dirs": _pairs(args.data, "--data"),
+        "base_models": _pairs(args.base_model, "--base-model"),
+        "evaluators": _pairs(args.evaluator, "--evaluator"),
+        "track": not args.no_mlflow,
+    }
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "bench",
@@ -119,15 +155,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run method NAME from this image instead of a method folder (repeatable; implies --method "
         "NAME; check it first with hmu check REF)",
     )
-    parser.add_argument(
-        "--task",
-        action="append",
-        metavar="NAME|FILE",
-        help="a task (repeatable; default embedded_violence), or 'all': every task whose dataset is present",
-    )
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="S", help="seeds (default 0)")
-    parser.add_argument("--results", type=Path, default=Path("results"), help="results folder (results/)")
-    parser.add_argument("--cache", type=Path, metavar="DIR", help="stage cache (default <results>/cache)")
+    data = add_shared_arguments(parser)
     parser.add_argument(
         "--runner",
         choices=("auto", "local", "docker", "slurm"),
@@ -135,7 +163,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="docker (sandboxed), local (processes, no sandbox), slurm (a Slurm job per stage), auto: "
         "docker when an engine answers",
     )
-    parser.add_argument("--workers", type=int, default=1, help="stages run at the same time (default 1)")
     parser.add_argument(
         "--base-image", metavar="REF", help="docker: the base of the images (default: built offline)"
     )
@@ -144,7 +171,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--fresh", action="store_true", help="ignore the stage cache and stored runs")
     parser.add_argument("--retry-failed", action="store_true", help="run again the runs stored as failed")
-    parser.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
     parser.add_argument("--no-gifs", action="store_true", help="log no GIFs of the sample motions")
     parser.add_argument(
         "--no-site", action="store_true", help="do not render the leaderboard site into <results>/site"
@@ -157,11 +183,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="URI",
         help="MLflow URI (default $MLFLOW_TRACKING_URI or sqlite:///<results>/mlflow.db)",
     )
-    data = parser.add_argument_group("shared inputs")
     data.add_argument("--motions", type=int, metavar="N", help="embedded dataset size (default 2000)")
-    data.add_argument("--data", action="append", metavar="NAME=DIR", help="a dataset folder of yours")
-    data.add_argument("--base-model", action="append", metavar="NAME=DIR", help="a base model of yours")
-    data.add_argument("--evaluator", action="append", metavar="NAME=DIR", help="an evaluator of yours")
     data.add_argument("--steps", type=int, metavar="N", help="base model: steps per part (default: recipe)")
     data.add_argument("--evaluator-epochs", type=int, metavar="N", help="evaluator epochs (default: its own)")
     data.add_argument(
@@ -248,19 +270,12 @@ def run(args: argparse.Namespace) -> int:
     config = BenchConfig(
         methods=methods,
         external_images=images,
-        tasks=tuple(args.task or ("embedded_violence",)),
-        seeds=tuple(args.seeds),
-        results_dir=args.results,
-        cache_dir=args.cache,
+        **shared_settings(args),
         runner=args.runner,
         slurm=_slurm(args),
-        workers=args.workers,
         base_image=args.base_image,
         torch_spec=args.torch_spec,
         embedded_motions=args.motions or DEFAULT_EMBEDDED_MOTIONS,
-        data_dirs=_pairs(args.data, "--data"),
-        base_models=_pairs(args.base_model, "--base-model"),
-        evaluators=_pairs(args.evaluator, "--evaluator"),
         model_steps=args.steps,
         evaluator_epochs=args.evaluator_epochs,
         evaluation=EvaluationSpec(
@@ -270,7 +285,6 @@ def run(args: argparse.Namespace) -> int:
         reference_method=None if args.reference == "none" else args.reference,
         fresh=args.fresh,
         retry_failed=args.retry_failed,
-        track=not args.no_mlflow,
         tracking_uri=args.tracking_uri,
         render_gifs=not args.no_gifs,
         threads=args.threads,

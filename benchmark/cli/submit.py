@@ -17,6 +17,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from benchmark.cli.bench import add_shared_arguments, shared_settings
+
 EXAMPLES = """\
 examples:
   hmu submit keyword-filter:1 --out submissions/keyword_filter
@@ -43,19 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("image", metavar="IMAGE", help="the method image (name:tag or image ID)")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="the bundle folder (new)")
-    parser.add_argument(
-        "--results", type=Path, default=Path("results"), help="where the bench runs (results/)"
-    )
-    parser.add_argument("--cache", type=Path, metavar="DIR", help="stage cache (default <results>/cache)")
-    parser.add_argument(
-        "--task", action="append", metavar="NAME|FILE", help="a task (repeatable; default embedded_violence)"
-    )
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="S", help="seeds (default 0)")
-    parser.add_argument("--workers", type=int, default=1, help="stages run at the same time (default 1)")
-    parser.add_argument("--data", action="append", metavar="NAME=DIR", help="a dataset folder of yours")
-    parser.add_argument("--base-model", action="append", metavar="NAME=DIR", help="a base model of yours")
-    parser.add_argument("--evaluator", action="append", metavar="NAME=DIR", help="an evaluator of yours")
-    parser.add_argument("--no-mlflow", action="store_true", help="do not log the runs to MLflow")
+    add_shared_arguments(parser)
     parser.add_argument(
         "--stage-seconds", type=float, default=300.0, metavar="S", help="the check's per-stage limit (300)"
     )
@@ -63,23 +53,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from benchmark.cli.bench import _pairs
     from benchmark.harness.bench import BenchConfig, format_summary
     from benchmark.harness.conformance import CheckSettings
     from benchmark.harness.submit import submit_image
 
-    config = BenchConfig(
-        tasks=tuple(args.task or ("embedded_violence",)),
-        seeds=tuple(args.seeds),
-        results_dir=args.results,
-        cache_dir=args.cache,
-        runner="docker",
-        workers=args.workers,
-        data_dirs=_pairs(args.data, "--data"),
-        base_models=_pairs(args.base_model, "--base-model"),
-        evaluators=_pairs(args.evaluator, "--evaluator"),
-        track=not args.no_mlflow,
-    )
+    config = BenchConfig(**shared_settings(args), runner="docker")
     submission = submit_image(
         args.image,
         config,
