@@ -227,3 +227,24 @@ def test_the_method_runs_in_its_image(images: ImageSet) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert '"name": "original"' in result.stdout
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting /proc needs root (as debootstrap does)")
+def test_an_interrupted_debootstraps_mounts_are_undone_before_its_rootfs_goes(tmp_path: Path) -> None:
+    """A debootstrap killed mid-way leaves /proc mounted in its rootfs; the next build removes it safely."""
+    import subprocess
+
+    from benchmark.harness.images import _remove_rootfs
+
+    rootfs = tmp_path / "rootfs-abc"
+    (rootfs / "proc").mkdir(parents=True)
+    (rootfs / "etc").mkdir()
+    (rootfs / "etc" / "hostname").write_text("half-made\n")
+    subprocess.run(["mount", "-t", "proc", "proc", str(rootfs / "proc")], check=True)
+    try:
+        assert (rootfs / "proc" / "self").exists()
+        _remove_rootfs(rootfs)
+        assert not rootfs.exists()
+    finally:
+        subprocess.run(["umount", "--lazy", str(rootfs / "proc")], check=False, capture_output=True)
+    assert str(rootfs) not in Path("/proc/mounts").read_text()

@@ -707,8 +707,7 @@ def _debootstrap_and_import(
     mirror = settings.debian_mirror or host_debian_mirror(recipe.suite)
     log_path = _log_file(settings, f"base-{tag}")
     rootfs = settings.build_dir / "images" / f"rootfs-{tag}"
-    if rootfs.exists():
-        shutil.rmtree(rootfs)  # a half-made root filesystem of an interrupted build
+    _remove_rootfs(rootfs)  # a half-made root filesystem of an interrupted build
     rootfs.parent.mkdir(parents=True, exist_ok=True)
     logger.info(
         "base: debootstrap %s (%s) from %s, log in %s (about a minute)",
@@ -740,7 +739,20 @@ def _debootstrap_and_import(
                         path.unlink()
             _import_rootfs(docker, rootfs, reference, tag, log)
         finally:
-            shutil.rmtree(rootfs, ignore_errors=True)
+            _remove_rootfs(rootfs)
+
+
+def _remove_rootfs(rootfs: Path) -> None:
+    """Delete a root filesystem debootstrap made, first unmounting what it mounted there (/proc, /sys): a
+    debootstrap killed mid-way leaves them mounted, and deleting through them fails or reaches the host's."""
+    if not rootfs.exists():
+        return
+    inside = str(rootfs.resolve()) + os.sep
+    mounts = Path("/proc/mounts").read_text(encoding="utf-8").splitlines()
+    points = [line.split()[1].replace("\\040", " ") for line in mounts if len(line.split()) > 1]
+    for point in sorted((p for p in points if p.startswith(inside)), key=len, reverse=True):
+        subprocess.run(["umount", "--lazy", point], check=False, capture_output=True)
+    shutil.rmtree(rootfs, ignore_errors=True)
 
 
 def _import_rootfs(docker: DockerCLI, rootfs: Path, reference: str, tag: str, log: Any) -> None:
