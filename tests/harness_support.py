@@ -28,6 +28,7 @@ from benchmark.harness.images import (
     build_folder_image,
     build_images,
 )
+from benchmark.harness.spec import EvaluationSpec, ImageRef, RunSpec
 from benchmark.harness.tinyworld import make_readable as readable
 
 
@@ -287,3 +288,30 @@ def bad_image(mode: str, root: Path) -> BuiltImage:
     return build_folder_image(
         ImageBuildSettings.for_checkout(), DockerCLI(), folder, f"hmu-test/bad-{mode}", example_image()
     )
+
+
+def run_spec(**changes: Any) -> RunSpec:
+    """A run spec of `original` on embedded_violence with made-up hashes, for the store and tracking tests
+    (which write run folders without running a bench)."""
+    values: dict[str, Any] = {
+        "method": "original",
+        "method_version": 1,
+        "sweep": "original",
+        "parameters": {},
+        "task": "embedded_violence",
+        "task_version": 1,
+        "task_hash": "t",
+        "seed": 0,
+        "base_model_hash": "m",
+        "data_hash": "d",
+        "split_hash": "s",
+        "plan_hash": "p",
+        "prompts_hash": "q",
+        "method_image": ImageRef("local", "local:abc"),
+        "evaluator_image": ImageRef("local", "local:def"),
+        "evaluator_hash": "e",
+        "generation": {},
+        "evaluation": EvaluationSpec(repeats=2, passes=2, max_prompts=4),
+        "reference": None,
+    }
+    return RunSpec(**{**values, **changes})

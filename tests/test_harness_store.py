@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from harness_support import run_spec
 
 from benchmark.harness import store as store_module
 from benchmark.harness.cache import MaterialKey, StageCache
-from benchmark.harness.spec import EvaluationSpec, ImageRef, RunSpec, StageKey
+from benchmark.harness.spec import RunSpec, StageKey
 from benchmark.harness.store import (
     ResultsStore,
     RunRecord,
@@ -26,27 +27,7 @@ from benchmark.harness.store import (
 
 
 def _spec(seed: int = 0) -> RunSpec:
-    return RunSpec(
-        method="original",
-        method_version=1,
-        sweep="original",
-        parameters={},
-        task="embedded_violence",
-        task_version=1,
-        task_hash="t",
-        seed=seed,
-        base_model_hash="m",
-        data_hash="d",
-        split_hash="s",
-        plan_hash="p",
-        prompts_hash="q",
-        method_image=ImageRef("local", "local:abc"),
-        evaluator_image=ImageRef("local", "local:def"),
-        evaluator_hash="e",
-        generation={},
-        evaluation=EvaluationSpec(repeats=2, passes=2, max_prompts=4),
-        reference=None,
-    )
+    return run_spec(seed=seed)
 
 
 def _stage(kind: str, state: str = "ok", **changes) -> StageRecord:

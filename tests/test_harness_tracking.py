@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from harness_support import run_spec
 
-from benchmark.harness.spec import EvaluationSpec, ImageRef, RunSpec
+from benchmark.harness.spec import ImageRef, RunSpec
 from benchmark.harness.store import ResultsStore, RunRecord, RunStatus, Sample, StageFiles, StageRecord
 from benchmark.harness.tracking import (
     Tracker,
@@ -32,25 +33,15 @@ def _mlflow():
 
 
 def _spec(method: str, seed: int = 0) -> RunSpec:
-    return RunSpec(
+    return run_spec(
         method=method,
         method_version=2,
         sweep=f"{method}-k16",
         parameters={"k": 16, "alpha": 0.5},
-        task="embedded_violence",
-        task_version=1,
-        task_hash="t",
         seed=seed,
-        base_model_hash="m",
-        data_hash="d",
-        split_hash="s",
-        plan_hash="p",
-        prompts_hash="q",
         method_image=ImageRef(f"hmu/method/{method}:abc", "sha256:methodimage"),
         evaluator_image=ImageRef("hmu/evaluator:def", "sha256:evaluatorimage"),
-        evaluator_hash="e",
         generation={"timesteps": 2},
-        evaluation=EvaluationSpec(repeats=2, passes=2, max_prompts=4),
         reference="retrain--embedded_violence--s0--0123456789",
     )
 
@@ -86,7 +77,9 @@ def _store_runs(root: Path) -> ResultsStore:
     metrics = root.parent / "metrics.json"
     metrics.write_text(json.dumps(METRICS))
     ok = tuple(
-        StageRecord(kind, f"{kind}key", "ok", kind == "unlearn", 2.0, "docker", "ok")
+        StageRecord(
+            kind, f"{kind}key", "ok", kind == "unlearn", 2.0, "docker", "ok", peak_memory_bytes=3 * 2**29
+        )
         for kind in ("unlearn", "generate", "evaluate")
     )
     motion = np.random.default_rng(0).normal(size=(12, 263)).astype(np.float32)
@@ -143,7 +136,7 @@ def test_run_folders_become_mlflow_runs(tmp_path: Path) -> None:
     assert metrics["forget_test.fid.reference"] == 1.2
     assert metrics["forget_test.mm_safe"] == 2.0 and "forget_test.mm_safe.ci95" not in metrics
     assert metrics["retain_test.r_precision_top1"] == 0.4 and metrics["classifier.auc"] == 0.9
-    assert metrics["seconds.unlearn"] == 2.0
+    assert metrics["seconds.unlearn"] == 2.0 and metrics["peak_memory_mib.unlearn"] == 1536.0
     tags = ok.data.tags
     assert tags["hmu.status"] == "ok" and tags["hmu.interface_version"] == "1"
     assert tags["hmu.image_digest"] == "sha256:methodimage" and tags["hmu.task_version"] == "1"
