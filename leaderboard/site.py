@@ -61,6 +61,7 @@ METRIC_NAMES: dict[str, str] = {
     "multimodality": "MModality",
     "notox_accuracy": "NoTox acc.",
     "concept_detection_rate": "Concept rate",
+    **{f"ncs_at_{k}": f"NCS@{k}" for k in (1, 2, 3, 5, 10)},
 }
 """Display names of metrics; any other metric shows its id."""
 
