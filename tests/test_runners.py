@@ -300,6 +300,15 @@ def test_local_describe_and_unknown_method(work: Path) -> None:
     assert bad.state == "failed" and "original" in bad.message  # the did-you-mean from the log
 
 
+def test_relative_folders_are_the_callers(work: Path, monkeypatch) -> None:
+    """A relative output folder means the caller's working folder, not the stage's scratch folder."""
+    monkeypatch.chdir(work)
+    ok = LocalRunner().run(StageInvocation(verb="describe", output_dir=Path("relative"), method="original"))
+    assert ok.state == "ok", ok.message
+    assert ok.output_dir == work / "relative" and ok.record["name"] == "original"
+    assert ok.stdout_log == work / "relative.logs" / "stdout.log"
+
+
 def test_invocation_errors_raise(work: Path) -> None:
     with pytest.raises(RunnerError, match="needs an input folder"):
         StageInvocation(verb="unlearn", output_dir=work / "out")

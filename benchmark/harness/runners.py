@@ -158,6 +158,12 @@ class StageInvocation:
             raise RunnerError(f"unknown verb {self.verb!r}: expected one of {VERBS}")
         if self.verb != "describe" and self.input_dir is None:
             raise RunnerError(f"{self.verb} needs an input folder (the request folder)")
+        # Absolute: the stage runs from another working folder (a scratch folder, a container, a node).
+        for name in ("output_dir", "input_dir", "logs_dir"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, Path(value).absolute())
+        object.__setattr__(self, "read_only_paths", tuple(Path(p).absolute() for p in self.read_only_paths))
 
     @property
     def logs(self) -> Path:
