@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from harness_support import bad_methods, tiny_bench
+from harness_support import bad_methods, tiny_bench, world_options
 
 from benchmark.cli.main import main
 from benchmark.harness.bench import BenchConfig
@@ -63,16 +63,9 @@ def _methods(root: Path) -> Path:
 
 def _options(config: BenchConfig) -> list[str]:
     """The tiny world's configuration as `hmu bench` options."""
-    evaluation = config.evaluation
     options = ["--runner", "local", "--no-mlflow", "--no-gifs", "--cache", str(config.cache_root)]
     options += ["--workers", str(config.workers), "--threads", str(config.threads)]
-    options += ["--motions", str(config.embedded_motions), "--steps", str(config.model_steps)]
-    options += ["--evaluator-epochs", str(config.evaluator_epochs)]
-    options += ["--repeats", str(evaluation.repeats), "--passes", str(evaluation.passes)]
-    options += ["--max-prompts", str(evaluation.max_prompts)]
-    for name, value in config.generation.items():
-        options += ["--generation", f"{name}={json.dumps(value)}"]
-    return options
+    return options + world_options(config)
 
 
 def _bench(options: list[str], methods: Path, results: Path, *names: str, site: bool = False) -> int:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from harness_support import bad_methods, built_images, readable, require_engine, tiny_bench
+from harness_support import bad_methods, built_images, readable, require_engine, tiny_bench, world_options
 
 from benchmark.backbone.generation import read_motions
 from benchmark.harness.bench import BenchConfig, format_summary, run_bench
@@ -328,8 +328,6 @@ def _metric_values(path: Path) -> dict[str, float]:
 def _killed_bench(config: BenchConfig) -> dict:
     """`hmu bench` of the tiny world through Slurm (runtime none, `config`'s folders) in a subprocess, killed
     (SIGKILL) once it has submitted a job: that job's record."""
-    tiny = ["--motions", "200", "--steps", "2", "--evaluator-epochs", "1", "--repeats", "2", "--passes", "2"]
-    tiny += ["--max-prompts", "4", "--generation", "timesteps=2", "--generation", "batch_size=16"]
     command = [
         sys.executable,
         "-m",
@@ -342,7 +340,7 @@ def _killed_bench(config: BenchConfig) -> dict:
         "1",
     ]
     command += ["--runner", "slurm", "--slurm-runtime", "none", "--workers", "2", "--reference", "none"]
-    command += ["--fresh", "--no-mlflow", "--no-gifs", "--threads", "1", *tiny]
+    command += ["--fresh", "--no-mlflow", "--no-gifs", "--threads", "1", *world_options(config)]
     command += ["--results", str(config.results_dir), "--cache", str(config.cache_root)]
     env = {key: value for key, value in os.environ.items() if key != "HMU_METHODS_DIR"}
     head = subprocess.Popen(
