@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from harness_support import bad_methods, built_images, readable, tiny_bench
+from harness_support import bad_methods, built_images, readable, require_engine, tiny_bench
 
 from benchmark.harness.bench import BenchConfig, BenchError, format_summary, run_bench
 from benchmark.harness.store import ResultsStore
@@ -307,3 +307,28 @@ def test_the_base_model_and_the_evaluator_train_side_by_side(tmp_path_factory, t
     starts = [first("prepare base model (small recipe): making it"), first("prepare evaluator: making it")]
     ends = [first("prepare base model (small recipe): done"), first("prepare evaluator: done")]
     assert max(starts) < min(ends), "\n".join(lines)
+
+
+def test_a_failed_image_build_is_said_at_once(tmp_path_factory, tmp_path: Path) -> None:
+    """The images are made beside the training: their failure is said when it happens, and a training not
+    yet started is not started for nothing."""
+    from benchmark.harness.images import ImageBuildError
+
+    require_engine()
+    config = tiny_bench(
+        tmp_path_factory,
+        "results-bad-base",
+        cache_dir=tmp_path / "cache",
+        methods=("original",),
+        runner="docker",
+        base_image="hmu-test/no-such-base:0",
+        methods_dirs=(REPO / "methods",),
+        reference_method=None,
+        track=False,
+    )
+    lines: list[str] = []
+    with pytest.raises(ImageBuildError, match="no-such-base"):
+        run_bench(config, echo=lines.append)
+    said = next(number for number, line in enumerate(lines) if "images failed" in line)
+    trained = [number for number, line in enumerate(lines) if "base model (small recipe): done" in line]
+    assert all(said < number for number in trained), "\n".join(lines)

@@ -1298,6 +1298,7 @@ def _run_locked(ctx: _Context) -> BenchSummary:
     # beside the training, and each dataset's base model beside its evaluator (each trains on one thread).
     with ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="hmu-prepare") as pool:
         images = pool.submit(_resolve_runtimes, ctx, all_entries, dirs)
+        images.add_done_callback(lambda done: _say_failure(ctx, "images", done))
         datasets: dict[str, DatasetWorld] = {}
         worlds: list[TaskWorld] = []
         for task in tasks:
@@ -1305,6 +1306,8 @@ def _run_locked(ctx: _Context) -> BenchSummary:
             if name not in datasets:
                 data = _prepare_data(ctx, name)
                 view = _prepare_view(ctx, data)
+                if images.done():
+                    images.result()  # failed already: no training is started for nothing
                 model = pool.submit(_prepare_model, ctx, name, data)
                 evaluator = pool.submit(_prepare_evaluator, ctx, name, data)
                 datasets[name] = DatasetWorld(name, data, view, model.result(), evaluator.result())
@@ -1334,6 +1337,13 @@ def _run_locked(ctx: _Context) -> BenchSummary:
     for note in plan.notes:
         ctx.say(f"note: {note}")
     return _execute_plan(ctx, plan, {world.task.name: world for world in worlds}, runtimes, store, tracker)
+
+
+def _say_failure(ctx: _Context, what: str, done: Future) -> None:
+    """Say at once that a preparation failed: the bench stops with its error only once the preparations
+    already under way (a training of minutes) have ended."""
+    if not done.cancelled() and done.exception() is not None:
+        ctx.say(f"{what} failed: {done.exception()}; stopping once the preparations under way end")
 
 
 def _execute_plan(
