@@ -20,6 +20,7 @@ from benchmark.training.loops import (
     train_mask_transformer,
     train_residual_transformer,
     train_rvq,
+    training_items,
 )
 from benchmark.training.settings import MODEL_PARTS, PARTS, TrainSettings, learning_rate
 
@@ -43,4 +44,5 @@ __all__ = [
     "train_mask_transformer",
     "train_residual_transformer",
     "train_rvq",
+    "training_items",
 ]

@@ -234,7 +234,11 @@ def evaluate_rvq(rvq: ResidualVQVAE, data: MotionData) -> dict[str, float]:
 # ----------------------------------------------------------------------------- transformers: shared data
 
 
-def _training_items(data: MotionData, settings: TrainSettings, unit: int) -> TrainingMotionDataset:
+def training_items(
+    data: MotionData, settings: TrainSettings, unit: int, seed: int | None = None
+) -> TrainingMotionDataset:
+    """MoMask's training draws (caption, crop, length) of `data`, as the transformers are trained; `seed`
+    defaults to the settings' seed."""
     return TrainingMotionDataset(
         data.folder,
         data.train_ids,
@@ -242,7 +246,7 @@ def _training_items(data: MotionData, settings: TrainSettings, unit: int) -> Tra
         data.std,
         max_motion_length=settings.max_motion_length,
         unit_length=unit,
-        seed=settings.seed,
+        seed=settings.seed if seed is None else seed,
     )
 
 
@@ -293,7 +297,7 @@ def train_mask_transformer(
     device = next(mask.parameters()).device
     rvq = _frozen(rvq, device)
     unit = rvq.cfg.frames_per_token
-    items = _training_items(data, settings, unit)
+    items = training_items(data, settings, unit)
     texts.precompute(data.captions(data.train_ids), progress=settings.progress)
 
     def prepare(batch: list[Any]) -> tuple[Tensor, Tensor, Tensor]:
@@ -379,7 +383,7 @@ def train_residual_transformer(
     device = next(residual.parameters()).device
     rvq = _frozen(rvq, device)
     unit = rvq.cfg.frames_per_token
-    items = _training_items(data, settings, unit)
+    items = training_items(data, settings, unit)
     texts.precompute(data.captions(data.train_ids), progress=settings.progress)
 
     def prepare(batch: list[Any]) -> tuple[Tensor, Tensor, Tensor]:
@@ -472,7 +476,7 @@ def train_length_estimator(
     estimator = cast(LengthEstimator, _start(model, LengthEstimatorConfig, LengthEstimator, settings))
     _check_texts(texts, estimator.cfg.cond_dim, "length")
     device = next(estimator.parameters()).device
-    items = _training_items(data, settings, frames_per_token)
+    items = training_items(data, settings, frames_per_token)
     texts.precompute(data.captions(data.train_ids), progress=settings.progress)
     last_class = estimator.cfg.num_classes - 1
 

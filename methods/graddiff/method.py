@@ -28,7 +28,7 @@ from torch.utils.data import Dataset
 from benchmark.api import Method, MethodError, UnlearnOutcome, UnlearnRequest
 from benchmark.backbone import LoadedModel
 from benchmark.data.torch_datasets import TrainingItem, TrainingMotionDataset
-from benchmark.training import MotionData, TextFeatureCache, TrainSettings, run_loop
+from benchmark.training import TextFeatureCache, run_loop, training_items
 from benchmark.unlearning.training import (
     TimeBudget,
     continued,
@@ -57,19 +57,6 @@ class PairedItems(Dataset[tuple[TrainingItem, TrainingItem]]):
 
     def __getitem__(self, index: int) -> tuple[TrainingItem, TrainingItem]:
         return self.retain[index], self.forget[index % len(self.forget)]
-
-
-def training_items(data: MotionData, settings: TrainSettings, unit: int, seed: int) -> TrainingMotionDataset:
-    """MoMask's training draws (caption, crop, length) of `data`, as the masked transformer is trained."""
-    return TrainingMotionDataset(
-        data.folder,
-        data.train_ids,
-        data.mean,
-        data.std,
-        max_motion_length=settings.max_motion_length,
-        unit_length=unit,
-        seed=seed,
-    )
 
 
 class GradDiffMethod(Method):
