@@ -7,7 +7,9 @@ No plotting library, no script: each plot is a standalone `<svg>` element the pa
 
 Every point carries its 95% CI as error bars. On the trade-off plot the Pareto front joins the points that no
 other point beats on both axes (the better direction of each axis counts, so "lower is better" needs no
-flipping of the picture), and the axis titles say which way is better.
+flipping of the picture), and the axis titles say which way is better. A task has dozens of runs, so the
+trade-off plot carries a legend of the methods and names only the points whose labels fit without covering
+another label or point (the reference and the front first); every point keeps its name as a tooltip.
 """
 
 from __future__ import annotations
@@ -34,8 +36,47 @@ PALETTE: tuple[str, ...] = (
 
 REFERENCE_COLOUR = "#222222"
 
-WIDTH, HEIGHT = 520, 380
-_MARGIN = {"left": 72, "right": 20, "top": 16, "bottom": 58}
+
+@dataclass(frozen=True)
+class Frame:
+    """A plot's canvas in pixels: its size and the margins around the plot area (a legend goes in the right
+    margin)."""
+
+    width: int
+    height: int
+    left: int = 72
+    right: int = 20
+    top: int = 16
+    bottom: int = 58
+
+    @property
+    def area(self) -> Box:
+        return Box(self.left, self.top, self.width - self.right, self.height - self.bottom)
+
+
+@dataclass(frozen=True)
+class Box:
+    """A rectangle in pixels, y growing downwards as in SVG."""
+
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+    def overlaps(self, other: Box) -> bool:
+        return self.x0 < other.x1 and other.x0 < self.x1 and self.y0 < other.y1 and other.y0 < self.y1
+
+    def inside(self, other: Box) -> bool:
+        return other.x0 <= self.x0 and self.x1 <= other.x1 and other.y0 <= self.y0 and self.y1 <= other.y1
+
+
+SWEEP_FRAME = Frame(520, 380)
+TRADEOFF_FRAME = Frame(820, 440, right=200)
+"""The trade-off plot is wider: a task has dozens of runs, and its legend names the methods."""
+
+LABEL_CHAR_WIDTH = 6.3
+"""Pixels per character of a 10.5 px point label: a generous average, so that estimated boxes err wide."""
+LABEL_HEIGHT = 12.0
 
 
 @dataclass(frozen=True)
@@ -66,6 +107,8 @@ class Point:
     y_ci: float | None
     kind: Literal["method", "reference"] = "method"
     """Reference points are drawn as diamonds and never join the front."""
+    method: str = ""
+    """The legend entry the point's colour stands for (its method); empty: the label."""
 
 
 @dataclass(frozen=True)
@@ -192,41 +235,43 @@ def pareto_front(points: Sequence[Point], x_better: str, y_better: str) -> list[
     return sorted(front, key=lambda p: (p.x, p.y))
 
 
-def _frame(x: Scale, y: Scale, x_title: str, y_title: str) -> list[str]:
-    left, right = _MARGIN["left"], WIDTH - _MARGIN["right"]
-    top, bottom = _MARGIN["top"], HEIGHT - _MARGIN["bottom"]
-    parts = [f'<rect class="plot-area" x="{left}" y="{top}" width="{right - left}" height="{bottom - top}"/>']
+def _frame(frame: Frame, x: Scale, y: Scale, x_title: str, y_title: str) -> list[str]:
+    area = frame.area
+    parts = [
+        f'<rect class="plot-area" x="{area.x0}" y="{area.y0}" width="{area.x1 - area.x0}" '
+        f'height="{area.y1 - area.y0}"/>'
+    ]
     for tick in x.ticks:
         px = x(tick)
-        if left - 0.5 <= px <= right + 0.5:
-            parts.append(f'<line class="grid" x1="{px:.1f}" y1="{top}" x2="{px:.1f}" y2="{bottom}"/>')
+        if area.x0 - 0.5 <= px <= area.x1 + 0.5:
+            parts.append(f'<line class="grid" x1="{px:.1f}" y1="{area.y0}" x2="{px:.1f}" y2="{area.y1}"/>')
             parts.append(
-                f'<text class="tick" x="{px:.1f}" y="{bottom + 16}" text-anchor="middle">'
+                f'<text class="tick" x="{px:.1f}" y="{area.y1 + 16}" text-anchor="middle">'
                 f"{x.tick_label(tick)}</text>"
             )
     for tick in y.ticks:
         py = y(tick)
-        if top - 0.5 <= py <= bottom + 0.5:
-            parts.append(f'<line class="grid" x1="{left}" y1="{py:.1f}" x2="{right}" y2="{py:.1f}"/>')
+        if area.y0 - 0.5 <= py <= area.y1 + 0.5:
+            parts.append(f'<line class="grid" x1="{area.x0}" y1="{py:.1f}" x2="{area.x1}" y2="{py:.1f}"/>')
             parts.append(
-                f'<text class="tick" x="{left - 6}" y="{py + 4:.1f}" text-anchor="end">'
+                f'<text class="tick" x="{area.x0 - 6}" y="{py + 4:.1f}" text-anchor="end">'
                 f"{y.tick_label(tick)}</text>"
             )
     parts.append(
-        f'<text class="axis-title" x="{(left + right) / 2:.0f}" y="{HEIGHT - 14}" '
+        f'<text class="axis-title" x="{(area.x0 + area.x1) / 2:.0f}" y="{frame.height - 14}" '
         f'text-anchor="middle">{escape(x_title)}</text>'
     )
     parts.append(
-        f'<text class="axis-title" transform="translate(16 {(top + bottom) / 2:.0f}) rotate(-90)" '
+        f'<text class="axis-title" transform="translate(16 {(area.y0 + area.y1) / 2:.0f}) rotate(-90)" '
         f'text-anchor="middle">{escape(y_title)}</text>'
     )
     return parts
 
 
-def _svg(parts: list[str], title: str) -> str:
+def _svg(frame: Frame, parts: list[str], title: str) -> str:
     return (
-        f'<svg class="plot" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" '
-        f'width="{WIDTH}" height="{HEIGHT}" role="img" aria-label="{escape(title)}">'
+        f'<svg class="plot" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {frame.width} {frame.height}" '
+        f'width="{frame.width}" height="{frame.height}" role="img" aria-label="{escape(title)}">'
         f"<title>{escape(title)}</title>{''.join(parts)}</svg>"
     )
 
@@ -244,25 +289,83 @@ def _error_bars(cx: float, cy: float, x0: float, x1: float, y0: float, y1: float
     )
 
 
-def tradeoff_svg(points: Sequence[Point], x_axis: Axis, y_axis: Axis, title: str) -> str:
-    """Forget (x) against retain (y): each run a point with CI bars, the Pareto front drawn."""
+_LABEL_SLOTS: tuple[tuple[float, float, Literal["start", "middle", "end"]], ...] = (
+    (8, -6, "start"),
+    (8, 14, "start"),
+    (-8, -6, "end"),
+    (-8, 14, "end"),
+    (0, -10, "middle"),
+    (0, 20, "middle"),
+)
+"""Where a label may sit around its point: (dx, dy of the text baseline, anchor), tried in this order."""
+
+
+def place_labels(
+    anchors: Sequence[tuple[str, float, float]], area: Box, markers: Sequence[Box]
+) -> list[tuple[str, float, float, str, Box]]:
+    """Labels for (text, x, y) points in priority order, each in the first slot around its point that stays in
+    `area` and covers no marker and no label placed before it; a point with no free slot goes unlabelled (its
+    marker keeps its tooltip). Returns (text, x, y, anchor, estimated box) per placed label."""
+    placed: list[tuple[str, float, float, str, Box]] = []
+    for text, cx, cy in anchors:
+        width = len(text) * LABEL_CHAR_WIDTH
+        for dx, dy, anchor in _LABEL_SLOTS:
+            x, y = cx + dx, cy + dy
+            x0 = {"start": x, "middle": x - width / 2, "end": x - width}[anchor]
+            box = Box(x0, y - LABEL_HEIGHT + 2, x0 + width, y + 3)
+            if (
+                box.inside(area)
+                and not any(box.overlaps(marker) for marker in markers)
+                and not any(box.overlaps(other[4]) for other in placed)
+            ):
+                placed.append((text, x, y, anchor, box))
+                break
+    return placed
+
+
+def _legend(frame: Frame, points: Sequence[Point], with_front: bool) -> list[str]:
+    """The right margin's key: one entry per method colour, the reference diamond and the front's line."""
+    x = frame.width - frame.right + 18
+    y = float(frame.top + 8)
+    parts = ['<g class="legend">']
+    seen: set[tuple[str, str]] = set()
+    for p in sorted(points, key=lambda p: (p.kind == "reference", p.method or p.label)):
+        name = p.label if p.kind == "reference" else (p.method or p.label)
+        if (name, p.colour) in seen:
+            continue
+        seen.add((name, p.colour))
+        if p.kind == "reference":
+            parts.append(
+                f'<path class="marker reference" d="M{x:.1f},{y - 6:.1f} L{x + 6:.1f},{y:.1f} '
+                f'L{x:.1f},{y + 6:.1f} L{x - 6:.1f},{y:.1f} Z" fill="{p.colour}"/>'
+            )
+            name = f"{name} (reference)"
+        else:
+            parts.append(f'<circle class="marker" cx="{x:.1f}" cy="{y:.1f}" r="5" fill="{p.colour}"/>')
+        parts.append(f'<text class="legend-label" x="{x + 12:.1f}" y="{y + 4:.1f}">{escape(name)}</text>')
+        y += 18
+    if with_front:
+        parts.append(f'<line class="front" x1="{x - 6:.1f}" y1="{y:.1f}" x2="{x + 6:.1f}" y2="{y:.1f}"/>')
+        parts.append(f'<text class="legend-label" x="{x + 12:.1f}" y="{y + 4:.1f}">Pareto front</text>')
+    parts.append("</g>")
+    return parts
+
+
+def tradeoff_svg(
+    points: Sequence[Point], x_axis: Axis, y_axis: Axis, title: str, frame: Frame = TRADEOFF_FRAME
+) -> str:
+    """Forget (x) against retain (y): each run a point with CI bars, the Pareto front drawn, a legend of the
+    methods, and as many point labels as fit without overlapping (the reference and the front first)."""
+    area = frame.area
     xs = [v for p in points for v in (p.x - (p.x_ci or 0), p.x + (p.x_ci or 0))]
     ys = [v for p in points for v in (p.y - (p.y_ci or 0), p.y + (p.y_ci or 0))]
-    x = Scale.fit(xs, _MARGIN["left"], WIDTH - _MARGIN["right"])
-    y = Scale.fit(ys, HEIGHT - _MARGIN["bottom"], _MARGIN["top"])
-    parts = _frame(x, y, x_axis.label, y_axis.label)
+    x = Scale.fit(xs, area.x0, area.x1)
+    y = Scale.fit(ys, area.y1, area.y0)
+    parts = _frame(frame, x, y, x_axis.label, y_axis.label)
     front = pareto_front(points, x_axis.better or "lower", y_axis.better or "lower")
     if len(front) >= 2:
         path = " ".join(f"{x(p.x):.1f},{y(p.y):.1f}" for p in front)
         parts.append(f'<polyline class="front" points="{path}"/>')
-    labels: list[tuple[float, float, list[str]]] = []  # points closer than a label's height share one
-    for p in points:
-        cx, cy = x(p.x), y(p.y)
-        near = next((group for group in labels if abs(group[0] - cx) < 9 and abs(group[1] - cy) < 9), None)
-        if near is None:
-            labels.append((cx, cy, [p.label]))
-        else:
-            near[2].append(p.label)
     for p in points:
         cx, cy = x(p.x), y(p.y)
         x0, x1 = x(p.x - (p.x_ci or 0)), x(p.x + (p.x_ci or 0))
@@ -270,7 +373,7 @@ def tradeoff_svg(points: Sequence[Point], x_axis: Axis, y_axis: Axis, title: str
         parts.append(_error_bars(cx, cy, x0, x1, y0, y1, p.colour))
         tip = f"{p.label}: x {fmt(p.x)}" + (f" ± {fmt(p.x_ci)}" if p.x_ci else "")
         tip += f", y {fmt(p.y)}" + (f" ± {fmt(p.y_ci)}" if p.y_ci else "")
-        on_front = " on-front" if p in front and len(front) >= 1 else ""
+        on_front = " on-front" if p in front else ""
         if p.kind == "reference":
             marker = (
                 f'<path class="marker reference" d="M{cx:.1f},{cy - 7:.1f} L{cx + 7:.1f},{cy:.1f} '
@@ -279,13 +382,15 @@ def tradeoff_svg(points: Sequence[Point], x_axis: Axis, y_axis: Axis, title: str
         else:
             marker = f'<circle class="marker{on_front}" cx="{cx:.1f}" cy="{cy:.1f}" r="5" fill="{p.colour}"/>'
         parts.append(f'<g class="point"><title>{escape(tip)}</title>{marker}</g>')
-    for cx, cy, names in labels:
-        text = names[0] if len(names) == 1 else f"{names[0]} +{len(names) - 1}"
+    ordered = sorted(points, key=lambda p: (p.kind != "reference", p not in front))
+    markers = [Box(x(p.x) - 6, y(p.y) - 6, x(p.x) + 6, y(p.y) + 6) for p in points]
+    for text, lx, ly, anchor, _ in place_labels([(p.label, x(p.x), y(p.y)) for p in ordered], area, markers):
         parts.append(
-            f'<text class="point-label" x="{cx + 8:.1f}" y="{cy - 7:.1f}"><title>{escape(", ".join(names))}'
-            f"</title>{escape(text)}</text>"
+            f'<text class="point-label" x="{lx:.1f}" y="{ly:.1f}" text-anchor="{anchor}">'
+            f"{escape(text)}</text>"
         )
-    return _svg(parts, title)
+    parts += _legend(frame, points, with_front=len(front) >= 2)
+    return _svg(frame, parts, title)
 
 
 def sweep_svg(
@@ -295,15 +400,17 @@ def sweep_svg(
     for the reference's and the original model's values."""
     values = [p[0] for c in curves for p in c.points]
     log = all(v > 0 for v in values) and bool(values) and max(values) / min(values) >= 8
-    x = Scale.fit(values, _MARGIN["left"], WIDTH - _MARGIN["right"], log=log)
+    frame = SWEEP_FRAME
+    area = frame.area
+    x = Scale.fit(values, area.x0, area.x1, log=log)
     if not log:
         x = Scale(x.low, x.high, x.start, x.end, False, tuple(sorted(set(values))) or x.ticks, nice=False)
     ys = [v for c in curves for _, m, ci in c.points for v in (m - (ci or 0), m + (ci or 0))]
     ys += [line.y for line in lines]
-    y = Scale.fit(ys, HEIGHT - _MARGIN["bottom"], _MARGIN["top"])
+    y = Scale.fit(ys, area.y1, area.y0)
     x_title = f"{parameter}" + (" (log scale)" if log else "")
-    parts = _frame(x, y, x_title, metric.label)
-    left, right = _MARGIN["left"], WIDTH - _MARGIN["right"]
+    parts = _frame(frame, x, y, x_title, metric.label)
+    left, right = area.x0, area.x1
     for index, line in enumerate(lines):
         py = y(line.y)
         x_text, anchor = (right - 4, "end") if index % 2 == 0 else (left + 4, "start")
@@ -326,4 +433,4 @@ def sweep_svg(
                 f'<g class="point"><title>{escape(tip)}</title>'
                 f'<circle class="marker" cx="{cx:.1f}" cy="{cy:.1f}" r="4" fill="{curve.colour}"/></g>'
             )
-    return _svg(parts, title)
+    return _svg(frame, parts, title)

@@ -189,7 +189,15 @@ def tradeoff_plots(scored: ScoredTable, colours: Mapping[str, str]) -> list[dict
                     continue
                 label = row.cell.label + (f" s{row.cell.seed}" if _seeds(scored.table) > 1 else "")
                 points.append(
-                    Point(label, colours[row.cell.method], x_score[0], y_score[0], x_score[1], y_score[1])
+                    Point(
+                        label,
+                        colours[row.cell.method],
+                        x_score[0],
+                        y_score[0],
+                        x_score[1],
+                        y_score[1],
+                        method=row.cell.method,
+                    )
                 )
             if not points:
                 continue

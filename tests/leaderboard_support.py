@@ -16,15 +16,19 @@ All through `hmu bench --runner local`, so that the bench's own site rendering i
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
+import numpy as np
 import pytest
 from harness_support import bad_methods, tiny_bench, world_options
 
+from benchmark.cli.leaderboard import load_renderer
 from benchmark.cli.main import main
 from benchmark.harness.bench import BenchConfig
 
@@ -114,3 +118,27 @@ def artifacts_dir() -> Path:
     """Where the browser tests keep their screenshots for CI: $HMU_CI_ARTIFACTS, else results/ci-artifacts/
     of the checkout (git-ignored, like every results folder)."""
     return Path(os.environ.get("HMU_CI_ARTIFACTS") or REPO / "results" / "ci-artifacts")
+
+
+def renderer_part(name: str) -> ModuleType:
+    """A module of the leaderboard renderer, loaded from the checkout by path as `hmu leaderboard` does."""
+    return importlib.import_module(f"{load_renderer().__name__}.{name}")
+
+
+def crowded_tradeoff(plots: ModuleType, count: int = 40) -> list:
+    """Crowded: `count` runs of four methods, half of them in one tight cluster; and a reference."""
+    rng = np.random.default_rng(0)
+    methods = ["code_ban", "lcr", "rece", "uce"]
+    points = [
+        plots.Point(
+            f"{methods[i % 4]}-sweep_point{i}",
+            plots.PALETTE[i % 4],
+            float(rng.uniform(0.5, 0.55) if i % 2 else rng.uniform(0, 1)),
+            float(rng.uniform(0.2, 0.21) if i % 2 else rng.uniform(0.2, 0.5)),
+            0.01,
+            0.005,
+            method=methods[i % 4],
+        )
+        for i in range(count)
+    ]
+    return [*points, plots.Point("retrain", plots.REFERENCE_COLOUR, 0.7, 0.2, None, None, "reference")]

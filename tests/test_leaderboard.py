@@ -7,7 +7,6 @@ render replaces only sites it made. The browser checks are in test_leaderboard_b
 from __future__ import annotations
 
 import csv
-import importlib
 import json
 import re
 import shutil
@@ -15,15 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from leaderboard_support import crowded_tradeoff, renderer_part
 
-from benchmark.cli.leaderboard import load_renderer, render, render_results_site
+from benchmark.cli.leaderboard import render, render_results_site
 from benchmark.errors import HMUError
 from benchmark.motion import joints_from_features
 
-
-def part(name: str):
-    """A module of the leaderboard renderer, loaded from the checkout by path as `hmu leaderboard` does."""
-    return importlib.import_module(f"{load_renderer().__name__}.{name}")
+part = renderer_part
 
 
 def _table(board):
@@ -137,6 +134,43 @@ def test_the_pareto_front_keeps_the_undominated_points() -> None:
     ]
     assert [p.label for p in plots.pareto_front(points, "lower", "lower")] == ["a", "b", "d"]
     assert [p.label for p in plots.pareto_front(points, "higher", "higher")] == ["a", "c", "d"]
+
+
+def test_trade_off_labels_fit_without_overlapping_and_the_legend_names_each_method() -> None:
+    import xml.etree.ElementTree as ElementTree
+
+    plots = part("plots")
+    namespace = {"svg": "http://www.w3.org/2000/svg"}
+
+    def drawn(points):
+        svg = plots.tradeoff_svg(points, plots.Axis("concept rate", "lower"), plots.Axis("FID", "lower"), "t")
+        root = ElementTree.fromstring(svg)
+        labels = [t.text for t in root.iterfind(".//svg:text[@class='point-label']", namespace)]
+        legend = [t.text for t in root.iterfind(".//svg:g[@class='legend']/svg:text", namespace)]
+        markers = root.findall(".//svg:g[@class='point']", namespace)
+        return labels, legend, markers
+
+    # Few, spread-out points: every one is labelled.
+    sparse = [
+        plots.Point("lcr-k32", plots.PALETTE[0], 0.0, 0.3, 0.01, 0.01, method="lcr"),
+        plots.Point("rece-a", plots.PALETTE[1], 0.5, 0.25, 0.01, 0.01, method="rece"),
+        plots.Point("uce-b", plots.PALETTE[2], 1.0, 0.2, 0.01, 0.01, method="uce"),
+        plots.Point("retrain", plots.REFERENCE_COLOUR, 0.6, 0.21, None, None, "reference"),
+    ]
+    labels, legend, markers = drawn(sparse)
+    assert sorted(labels) == ["lcr-k32", "rece-a", "retrain", "uce-b"]
+    assert legend == ["lcr", "rece", "uce", "retrain (reference)", "Pareto front"]
+    assert len(markers) == 4
+
+    # A crowd: every run keeps its marker, the reference and the front are labelled first, and the labels
+    # placed do not overlap (with the same width estimate the browser test checks against real text).
+    dense = crowded_tradeoff(plots)
+    labels, legend, markers = drawn(dense)
+    assert len(markers) == len(dense)
+    assert legend == ["code_ban", "lcr", "rece", "uce", "retrain (reference)", "Pareto front"]
+    front = plots.pareto_front(dense, "lower", "lower")
+    assert "retrain" in labels and {p.label for p in front} <= set(labels)
+    assert 0 < len(labels) < len(dense)
 
 
 def test_several_results_folders_and_bundles_merge(leaderboard_world, tmp_path: Path) -> None:

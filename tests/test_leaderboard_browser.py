@@ -3,7 +3,8 @@ tiny bench rendered (tests/leaderboard_support.py), opened straight from disk (f
 
 Checks that every page loads with no console error and asks for nothing but its own files, that clicking a
 header reorders the rows, that the stick figures move between two screenshots (and stop when paused), and
-keeps a screenshot of the index for CI in results/ci-artifacts/ (or $HMU_CI_ARTIFACTS).
+keeps a screenshot of the index for CI in results/ci-artifacts/ (or $HMU_CI_ARTIFACTS), and that the labels of
+a crowded trade-off plot, measured as Chromium lays the text out, overlap neither each other nor the points.
 
 Without chromium or playwright these tests skip, loudly; with CI set they fail instead
 (`apt-get install -y chromium`; ci/test.sh installs it).
@@ -18,7 +19,7 @@ import warnings
 from pathlib import Path
 
 import pytest
-from leaderboard_support import artifacts_dir, chromium_path
+from leaderboard_support import artifacts_dir, chromium_path, crowded_tradeoff, renderer_part
 from PIL import Image, ImageChops
 
 
@@ -177,3 +178,34 @@ def test_a_screenshot_of_the_index_is_kept(site, page) -> None:
     image = Image.open(path)
     assert image.width >= 1400 and image.height >= 900
     print(f"\n[leaderboard] screenshot of the index: {path}")
+
+
+def test_trade_off_labels_do_not_overlap_as_drawn(page, tmp_path: Path) -> None:
+    """The label placement estimates text widths; Chromium's real text boxes must agree with it."""
+    plots = renderer_part("plots")
+    points = crowded_tradeoff(plots)
+    svg = plots.tradeoff_svg(points, plots.Axis("concept rate", "lower"), plots.Axis("FID", "lower"), "t")
+    css = (Path(plots.__file__).parent / "assets" / "site.css").read_text(encoding="utf-8")
+    html = tmp_path / "plot.html"
+    html.write_text(f"<!doctype html><style>{css}</style><body>{svg}</body>", encoding="utf-8")
+    page.goto(html.as_uri())
+    boxes = page.evaluate(
+        """() => {
+        const box = (e) => { const b = e.getBBox(); return [b.x, b.y, b.x + b.width, b.y + b.height]; };
+        return {
+          area: box(document.querySelector('.plot-area')),
+          labels: [...document.querySelectorAll('.point-label')].map(box),
+          markers: [...document.querySelectorAll('.point .marker')].map(box),
+        };
+      }"""
+    )
+
+    def overlap(a, b, slack: float = 0.5) -> bool:
+        return a[0] + slack < b[2] and b[0] + slack < a[2] and a[1] + slack < b[3] and b[1] + slack < a[3]
+
+    labels, markers, area = boxes["labels"], boxes["markers"], boxes["area"]
+    assert len(labels) >= 5 and len(markers) == len(points)
+    for i, label in enumerate(labels):
+        assert area[0] <= label[0] and label[2] <= area[2] and area[1] <= label[1] and label[3] <= area[3]
+        assert not any(overlap(label, other) for other in labels[i + 1 :]), label
+        assert not any(overlap(label, marker) for marker in markers), label
