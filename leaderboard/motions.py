@@ -1,5 +1,6 @@
 """The motions a page animates: a run's sample motions (263-d HumanML3D features, de-normalised, in
-`samples/`) turned into joint positions at render time and packed small enough to embed in the page.
+`samples/`) turned into joint positions at render time, packed small, and written one script per run
+(`motions/<run id>.js`) that the page's player loads only when it shows that run.
 
     >>> clip = sample_clip(run.path, "forget_test")
     >>> clip["frames"], unpack_joints(clip["joints"]).shape      # T, (T, 22, 3) centimetres
@@ -9,6 +10,10 @@ rounded to whole centimetres (a stick figure a few hundred pixels high cannot sh
 little-endian int16, base64-encoded: a clip of 120 frames is about 21 kB of the page (as JSON numbers it
 would be half as big again). The browser decodes them and draws the bones of `KINEMATIC_CHAINS`, as
 `benchmark.render` does for its PNG strips.
+
+A run's script is a call, `hmuMotionsLoaded(run_id, clips)`, not a JSON file: a page opened straight from
+disk (file://) may load scripts but not fetch() files, and a task page of a hundred runs would otherwise carry
+every run's motions (about 100 kB each) whichever one is watched.
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ import numpy as np
 from benchmark.harness.store import SAMPLES_DIR, SAMPLES_INDEX
 from benchmark.motion import FEATURE_DIM, NUM_JOINTS, joints_from_features
 from benchmark.motion.skeleton import KINEMATIC_CHAINS
+
+MOTIONS_DIR = "motions"
+"""The site folder of the per-run motion scripts."""
 
 UNITS_PER_METRE = 100
 """Joint positions are stored as integers in these units (centimetres)."""
@@ -76,3 +84,9 @@ def sample_names(run_path: Path) -> list[str]:
         return list(json.loads(index_path.read_text(encoding="utf-8")))
     except (OSError, ValueError):
         return []
+
+
+def motion_script(run_id: str, clips: dict[str, dict[str, Any]]) -> str:
+    """The script that hands a run's clips ({sample name: clip}) to the player (module docstring)."""
+    arguments = json.dumps(run_id), json.dumps(clips, sort_keys=True, separators=(",", ":"))
+    return f"hmuMotionsLoaded({arguments[0]},{arguments[1]});\n"

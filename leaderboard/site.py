@@ -14,10 +14,13 @@ The site:
     methods/<method>.html    parameters, versions and images, sweep results and sweep curves, every run
     results.csv results.json every result with its provenance
     assets/                  site.css, site.js (sorting, filtering, the stick-figure player)
+    motions/<run id>.js      each shown run's sample motions as joint positions, loaded when the player
+                             shows that run
 
-Pages embed their data (motions as JSON in a script element), so the site works opened straight from disk
-(file://): no fetch(), no CDN. The output is rendered into a fresh folder beside `out` and then put in its
-place; an existing `out` is replaced only when it is a site this renderer made (it holds `.hmu-site`).
+Pages embed their data (tables and plots in the HTML, the motion player's index as JSON in a script element)
+or load it as scripts, so the site works opened straight from disk (file://): no fetch(), no CDN. The output
+is rendered into a fresh folder beside `out` and then put in its place; an existing `out` is replaced only
+when it is a site this renderer made (it holds `.hmu-site`).
 Rendering the same results twice gives the same bytes (no clock in the pages: dates are the runs' own).
 """
 
@@ -35,7 +38,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .downloads import write_downloads
-from .motions import SKELETON, sample_clip, sample_names
+from .motions import MOTIONS_DIR, SKELETON, motion_script, sample_clip, sample_names
 from .plots import PALETTE, REFERENCE_COLOUR, Axis, Curve, Line, Point, fmt, sweep_svg, tradeoff_svg
 from .results import Board, Cell, LeaderboardError, Run, Table, collect, natural_key
 from .scores import GROUP_TITLES, Column, Score, ScoredTable, score_table
@@ -291,8 +294,9 @@ def sweep_plots(scored: ScoredTable, method: str, colours: Mapping[str, str]) ->
 
 
 def motion_block(scored: ScoredTable) -> dict[str, Any] | None:
-    """The data of a table's motion player: the clips of every ok run with samples, the prompt rows
-    (named, implicit, harmless) and, per unlearned run, the original and reference runs of its seed."""
+    """The data of a table's motion player: the prompt rows (named, implicit, harmless), per unlearned run
+    the original and reference runs of its seed, and the clips of every ok run with samples (written to
+    their own scripts: `write_motion_scripts`)."""
     table = scored.table
     clips: dict[str, dict[str, Any]] = {}
     names: list[str] = []
@@ -355,8 +359,22 @@ def motion_block(scored: ScoredTable) -> dict[str, Any] | None:
         "id": f"motions-{table.key.slug}",
         "rows": rows,
         "choices": choices,
-        "data": {"fps": fps, "skeleton": SKELETON, "clips": clips, "choices": choices},
+        "clips": clips,
+        "data": {
+            "fps": fps,
+            "skeleton": SKELETON,
+            "choices": choices,
+            "scripts": {run: f"{MOTIONS_DIR}/{quote(run)}.js" for run in clips},
+        },
     }
+
+
+def write_motion_scripts(block: Mapping[str, Any], out: Path) -> None:
+    """One script per run of a motion block, in `out`/motions/."""
+    folder = out / MOTIONS_DIR
+    folder.mkdir(exist_ok=True)
+    for run, clips in block["clips"].items():
+        (folder / f"{run}.js").write_text(motion_script(run, clips), encoding="utf-8")
 
 
 # ----------------------------------------------------------------------------- rendering
@@ -467,6 +485,9 @@ def _write_pages(
             {"scored": scored[index], "plots": plots[index], "motions": motion_block(scored[index])}
             for index in tables
         ]
+        for section in sections:
+            if section["motions"] is not None:
+                write_motion_scripts(section["motions"], out)
         failed = [run for index in tables for run in scored[index].table.runs if not run.ok]
         page = Path("tasks") / _page_name(task)
         _write(

@@ -237,10 +237,18 @@ def test_motions_are_the_samples_joints(leaderboard_world) -> None:
     assert clip["frames"] == index["forget_test"]["frames"] == expected.shape[0]
     assert np.array_equal(motions.unpack_joints(clip["joints"]), expected)
 
-    page = (leaderboard_world.results / "site" / "tasks" / "embedded_violence.html").read_text()
+    # The page carries the player's index; each run's clips are in a script of their own, loaded on demand.
+    site = leaderboard_world.results / "site"
+    page = (site / "tasks" / "embedded_violence.html").read_text()
     match = re.search(r'<script type="application/json" class="motion-data">(.*?)</script>', page, re.S)
     data = json.loads(match.group(1))
-    assert data["clips"][run.run_id]["forget_test"]["joints"] == clip["joints"]
+    assert clip["joints"] not in page
+    script = (site / data["scripts"][run.run_id]).read_text()
+    call = re.fullmatch(r'hmuMotionsLoaded\(("[^"]+"),(.*)\);\n', script, re.S)
+    assert json.loads(call.group(1)) == run.run_id
+    assert json.loads(call.group(2))["forget_test"]["joints"] == clip["joints"]
+    shown = {c.chosen.run_id for c in _table(board).cells if c.chosen.ok}
+    assert {path.stem for path in (site / "motions").glob("*.js")} == shown
     choice = next(c for c in data["choices"] if c["run"] == run.run_id)
     original, reference = _cells(_table(board))["original"], _cells(_table(board))["retrain"]
     assert choice["original"] == original.chosen.run_id and choice["reference"] == reference.chosen.run_id

@@ -139,11 +139,18 @@ def _shot(locator) -> Image.Image:
     return Image.open(io.BytesIO(locator.screenshot())).convert("RGB")
 
 
+def _motion_scripts(requests: list[str]) -> set[str]:
+    return {url.rsplit("/", 1)[-1] for url in requests if "/motions/" in url}
+
+
 def test_the_stick_figures_move(site, page) -> None:
-    errors, _ = _watch(page)
+    errors, requests = _watch(page)
     page.goto((site / "tasks" / "embedded_violence.html").as_uri())
     block = page.locator(".motion-block").first
     assert block.locator("canvas.figure").count() == 3 * 3  # named, implicit, harmless x 3 models
+    page.wait_for_selector('.motion-block[aria-busy="false"]')
+    loaded = _motion_scripts(requests)
+    assert len(loaded) == 3  # the original, the first unlearned run and the reference: not every run
     button = block.locator("button.play")
     if button.get_attribute("aria-pressed") != "true":
         button.click()
@@ -165,6 +172,8 @@ def test_the_stick_figures_move(site, page) -> None:
     middle = block.locator('canvas[data-role="unlearned"]').first
     before = _shot(middle)
     choice.select_option(index=1)
+    page.wait_for_selector('.motion-block[aria-busy="false"]')
+    assert len(_motion_scripts(requests) - loaded) == 1
     assert ImageChops.difference(before, _shot(middle)).getbbox() is not None
     assert errors == []
 

@@ -205,8 +205,31 @@
     ctx.stroke();
   }
 
+  // Each run's clips arrive in their own script, motions/<run>.js, which calls hmuMotionsLoaded (a page opened
+  // from disk may load scripts but not fetch files). A run is requested once, the first time a player shows it.
+  var motionClips = {}, motionWaiting = {};
+  window.hmuMotionsLoaded = function (run, clips) {
+    motionClips[run] = clips;
+    (motionWaiting[run] || []).forEach(function (callback) { callback(); });
+    delete motionWaiting[run];
+  };
+  function loadMotions(run, src, callback) {
+    if (motionClips[run] !== undefined) { return; }
+    if (motionWaiting[run]) { motionWaiting[run].push(callback); return; }
+    motionWaiting[run] = [callback];
+    var script = document.createElement("script");
+    script.src = src;
+    script.onerror = function () {
+      motionClips[run] = null;
+      (motionWaiting[run] || []).forEach(function (waiting) { waiting(); });
+      delete motionWaiting[run];
+    };
+    document.head.appendChild(script);
+  }
+
   function Player(block) {
     var data = JSON.parse(block.querySelector("script.motion-data").textContent);
+    var root = block.getAttribute("data-root") || "";
     var canvases = Array.prototype.slice.call(block.querySelectorAll("canvas.figure"));
     var button = block.querySelector(".play");
     var scrub = block.querySelector(".scrub");
@@ -220,8 +243,14 @@
     }
     function clipOf(canvas) {
       var run = runFor(canvas.getAttribute("data-role"));
-      var clips = run ? data.clips[run] : null;
+      var clips = run ? motionClips[run] : null;
       return clips ? clips[canvas.getAttribute("data-sample")] || null : null;
+    }
+    function load() {
+      ["original", "unlearned", "reference"].forEach(function (role) {
+        var run = runFor(role);
+        if (run && data.scripts[run]) { loadMotions(run, root + data.scripts[run], draw); }
+      });
     }
     function longest() {
       return canvases.reduce(function (most, canvas) {
@@ -232,9 +261,15 @@
     function draw() {
       canvases.forEach(function (canvas) {
         var role = canvas.getAttribute("data-role");
-        var missing = runFor(role) ? "no sample motion" : role === "reference" ? "no reference run" : "no " + role + " run";
+        var run = runFor(role);
+        var missing = !run ? (role === "reference" ? "no reference run" : "no " + role + " run")
+          : motionClips[run] === undefined ? "loading" : motionClips[run] === null ? "motion file missing" : "no sample motion";
         drawFigure(canvas, clipOf(canvas), data.skeleton, frame, missing);
       });
+      block.setAttribute("aria-busy", ["original", "unlearned", "reference"].some(function (role) {
+        var run = runFor(role);
+        return run && data.scripts[run] && motionClips[run] === undefined;
+      }) ? "true" : "false");
       var shown = frame % longest();
       scrub.max = String(longest() - 1);
       scrub.value = String(shown);
@@ -263,7 +298,8 @@
     }
     button.addEventListener("click", function () { setPlaying(!playing); });
     scrub.addEventListener("input", function () { frame = parseInt(scrub.value, 10) || 0; draw(); });
-    choice.addEventListener("change", function () { frame = 0; draw(); });
+    choice.addEventListener("change", function () { frame = 0; load(); draw(); });
+    load();
     draw();
     var reduced = window.matchMedia && window.matchMedia("(prefers-reduced-motion: reduce)").matches;
     setPlaying(!reduced);
