@@ -32,14 +32,13 @@ import time
 from pathlib import Path
 
 from benchmark.api.contract import Resources
+from benchmark.cli.bench import world_arguments
+from benchmark.harness.bench import BenchConfig
 from benchmark.harness.runners import DockerRunner, LocalRunner, ResourceLimits, StageInvocation
 from benchmark.harness.store import ResultsStore, utc_now
 
-TINY = [
-    "--motions", "200", "--steps", "2", "--evaluator-epochs", "1", "--repeats", "2", "--passes", "2",
-    "--max-prompts", "4", "--generation", "timesteps=2", "--generation", "batch_size=16",
-]  # fmt: skip
-"""The tiny world's knobs (the test suite's `tiny_bench`)."""
+TINY = world_arguments(BenchConfig.tiny(Path("results"), Path("results/cache")))
+"""The tiny world's options (the test suite's `tiny_bench`)."""
 
 
 def hmu_bench(results: Path, world: str) -> float:

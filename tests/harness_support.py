@@ -10,7 +10,6 @@ them in seconds.
 from __future__ import annotations
 
 import functools
-import json
 import os
 import sys
 import time
@@ -193,18 +192,6 @@ def tiny_bench(tmp_path_factory: pytest.TempPathFactory, results: str, **changes
     base = tmp_path_factory.getbasetemp()
     cache = changes.pop("cache_dir", readable(base) / "tiny-bench-cache")
     return BenchConfig.tiny(base / results, cache, **changes)
-
-
-def world_options(config: BenchConfig) -> list[str]:
-    """`config`'s world (dataset size, training, evaluation, sampling) as `hmu bench` options."""
-    evaluation = config.evaluation
-    options = ["--motions", str(config.embedded_motions), "--steps", str(config.model_steps)]
-    options += ["--evaluator-epochs", str(config.evaluator_epochs)]
-    options += ["--repeats", str(evaluation.repeats), "--passes", str(evaluation.passes)]
-    options += ["--max-prompts", str(evaluation.max_prompts)]
-    for name, value in config.generation.items():
-        options += ["--generation", f"{name}={json.dumps(value)}"]
-    return options
 
 
 # ----------------------------------------------------------------------------- external method images

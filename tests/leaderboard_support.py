@@ -26,8 +26,9 @@ from types import ModuleType
 
 import numpy as np
 import pytest
-from harness_support import bad_methods, tiny_bench, world_options
+from harness_support import bad_methods, tiny_bench
 
+from benchmark.cli.bench import world_arguments
 from benchmark.cli.leaderboard import load_renderer
 from benchmark.cli.main import main
 from benchmark.harness.bench import BenchConfig
@@ -69,7 +70,7 @@ def _options(config: BenchConfig) -> list[str]:
     """The tiny world's configuration as `hmu bench` options."""
     options = ["--runner", "local", "--no-mlflow", "--no-gifs", "--cache", str(config.cache_root)]
     options += ["--workers", str(config.workers), "--threads", str(config.threads)]
-    return options + world_options(config)
+    return options + world_arguments(config)
 
 
 def _bench(options: list[str], methods: Path, results: Path, *names: str, site: bool = False) -> int:

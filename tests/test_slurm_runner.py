@@ -23,9 +23,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from harness_support import bad_methods, built_images, readable, require_engine, tiny_bench, world_options
+from harness_support import bad_methods, built_images, readable, require_engine, tiny_bench
 
 from benchmark.backbone.generation import read_motions
+from benchmark.cli.bench import world_arguments
 from benchmark.harness.bench import BenchConfig, format_summary, run_bench
 from benchmark.harness.runners import LocalRunner, ResourceLimits, StageInvocation, StageOutcome
 from benchmark.harness.slurm import JobState, SlurmCLI, SlurmRunner, SlurmSettings, ending, parse_fields
@@ -340,7 +341,7 @@ def _killed_bench(config: BenchConfig) -> dict:
         "1",
     ]
     command += ["--runner", "slurm", "--slurm-runtime", "none", "--workers", "2", "--reference", "none"]
-    command += ["--fresh", "--no-mlflow", "--no-gifs", "--threads", "1", *world_options(config)]
+    command += ["--fresh", "--no-mlflow", "--no-gifs", "--threads", "1", *world_arguments(config)]
     command += ["--results", str(config.results_dir), "--cache", str(config.cache_root)]
     env = {key: value for key, value in os.environ.items() if key != "HMU_METHODS_DIR"}
     head = subprocess.Popen(

@@ -19,11 +19,14 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchmark.errors import HMUError
 from benchmark.harness.images import DEFAULT_TORCH_SPEC
 from benchmark.harness.slurm import RUNTIMES, SlurmSettings
+
+if TYPE_CHECKING:
+    from benchmark.harness.bench import BenchConfig
 
 EXAMPLES = """\
 examples:
@@ -250,6 +253,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="the reference method D_r ('none': no reference; default retrain)",
     )
     parser.set_defaults(func=run)
+
+
+def world_arguments(config: BenchConfig) -> list[str]:
+    """The `hmu bench` options that give `config`'s world (dataset size, training, evaluation, sampling): what
+    `run` reads back, for scripts and tests that start a bench in a subprocess."""
+    evaluation = config.evaluation
+    options = ["--motions", str(config.embedded_motions)]
+    if config.model_steps is not None:
+        options += ["--steps", str(config.model_steps)]
+    if config.evaluator_epochs is not None:
+        options += ["--evaluator-epochs", str(config.evaluator_epochs)]
+    options += ["--repeats", str(evaluation.repeats), "--passes", str(evaluation.passes)]
+    options += ["--max-prompts", str(evaluation.max_prompts)]
+    for name, value in config.generation.items():
+        options += ["--generation", f"{name}={json.dumps(value)}"]
+    return options
 
 
 def run(args: argparse.Namespace) -> int:
