@@ -279,6 +279,18 @@ def test_downloads_carry_provenance(leaderboard_world) -> None:
     assert lcr["parameters"]["k"] == 16
     assert lcr["metrics"]["forget_test"]["fid"]["delta_to_reference"] is not None
 
+    # Each method page lists its runs with the same provenance, failed ones included.
+    for method in {row["method"] for row in rows}:
+        page = (site / "methods" / f"{method}.html").read_text()
+        for row in (r for r in rows if r["method"] == method):
+            match = re.search(rf'<tr id="run-{re.escape(row["run_id"])}".*?</tr>', page, re.S)
+            assert match, (method, row["run_id"])
+            cells = match.group(0)
+            expected = [row["method_image_digest"][:24], row["evaluator_sha256"][:12], row["git_commit"][:10]]
+            expected += [row["stored_at"], f"v{row['task_version']}", f">{row['method_version']}<"]
+            for value in expected:
+                assert value in cells, (row["run_id"], value)
+
 
 def test_the_render_is_repeatable_and_replaces_only_sites(leaderboard_world, tmp_path: Path) -> None:
     out = tmp_path / "site"
