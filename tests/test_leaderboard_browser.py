@@ -14,7 +14,11 @@ from __future__ import annotations
 
 import io
 import os
+import socket
+import subprocess
+import sys
 import time
+import urllib.request
 import warnings
 from pathlib import Path
 
@@ -101,6 +105,37 @@ def test_every_page_loads_without_console_errors(site, page) -> None:
     assert requests and all(url.startswith("file://") for url in requests), [
         url for url in requests if not url.startswith("file://")
     ]
+
+
+def test_the_served_site_loads_without_console_errors(site, page) -> None:
+    """As `make serve` serves it: Python's http.server on localhost. A browser asks a server for more than it
+    asks a folder for (a favicon), and the motions arrive as scripts over HTTP."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
+    command += ["--directory", str(site)]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        root = f"http://127.0.0.1:{port}/"
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(root, timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        errors, requests = _watch(page)
+        for path in ("index.html", "tasks/embedded_violence.html", "methods/lcr.html"):
+            page.goto(root + path)
+            page.wait_for_load_state("load")
+            if path.startswith("tasks/"):
+                page.wait_for_selector('.motion-block[aria-busy="false"]')
+        assert errors == []
+        assert len(_motion_scripts(requests)) == 3
+        assert all(url.startswith(root) for url in requests), [u for u in requests if not u.startswith(root)]
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
 
 
 def _order(page, table) -> list[str]:
