@@ -237,6 +237,26 @@ class Table:
         """The first cell of `method` with `seed` (reference or original lookups)."""
         return next((c for c in self.cells if c.method == method and c.seed == seed), None)
 
+    def prompt_set_sizes(self) -> dict[str, tuple[int, int]]:
+        """(reference motions, prompts) of each prompt set, as the evaluator counted them (one plan per table,
+        so the first run that reports a set speaks for all)."""
+        sizes: dict[str, tuple[int, int]] = {}
+        for cell in self.cells:
+            for name, prompt_set in (cell.chosen.metrics or {}).get("prompt_sets", {}).items():
+                if isinstance(prompt_set, Mapping) and name not in sizes:
+                    groups, items = prompt_set.get("groups"), prompt_set.get("items")
+                    if isinstance(groups, int) and isinstance(items, int):
+                        sizes[name] = (groups, items)
+        return sizes
+
+    def evaluator_warnings(self) -> list[tuple[str, int]]:
+        """The warnings the evaluator wrote into the shown runs' metrics.json, with how many runs got each."""
+        counts: dict[str, int] = {}
+        for cell in self.cells:
+            for warning in (cell.chosen.metrics or {}).get("warnings", []):
+                counts[str(warning)] = counts.get(str(warning), 0) + 1
+        return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+
 
 @dataclass(frozen=True)
 class Board:

@@ -7,6 +7,7 @@ render replaces only sites it made. The browser checks are in test_leaderboard_b
 from __future__ import annotations
 
 import csv
+import html
 import json
 import re
 import shutil
@@ -80,6 +81,25 @@ def test_a_table_has_references_cis_ranks_and_every_run(leaderboard_world) -> No
     ranked = [rows[name].rank for name in ("original", "lcr-k4", "lcr-k16")]
     assert all(rank is not None and rank >= 1 for rank in ranked) and min(ranked) == 1
     assert scored.rows[0].cell.sweep == "retrain" and scored.rows[-1].cell.sweep == "nan_liar"
+
+
+def test_the_table_says_how_big_each_prompt_set_is_and_what_the_evaluator_noted(leaderboard_world) -> None:
+    table = _table(part("results").collect([leaderboard_world.results]))
+    metrics = _cells(table)["lcr-k16"].chosen.metrics
+    expected = {name: (s["groups"], s["items"]) for name, s in metrics["prompt_sets"].items()}
+    assert table.prompt_set_sizes() == expected and set(expected) >= {"forget_test", "retain_test"}
+    # The tiny world scores 4 prompts per set: fewer than one R-precision batch, which the evaluator notes.
+    assert metrics["warnings"]
+    ok_runs = sum(1 for cell in table.cells if cell.chosen.ok)
+    assert table.evaluator_warnings() == [(warning, ok_runs) for warning in sorted(metrics["warnings"])]
+
+    index = (leaderboard_world.results / "site" / "index.html").read_text()
+    groups, items = expected["forget_test"]
+    size = f"{groups} motions · {items} prompts"
+    assert re.search(rf'forget_test <span class="set-size"[^>]*>{size}</span>', index)
+    notes = re.search(r'<ul class="evaluator-notes".*?</ul>', index, re.S).group(0)
+    for warning in metrics["warnings"]:
+        assert html.escape(warning) in notes
 
 
 def test_the_aggregate_counts_only_what_every_row_is_ranked_on(leaderboard_world) -> None:
