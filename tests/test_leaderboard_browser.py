@@ -13,7 +13,9 @@ Without chromium or playwright these tests skip, loudly; with CI set they fail i
 from __future__ import annotations
 
 import io
+import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -211,6 +213,31 @@ def test_the_stick_figures_move(site, page) -> None:
     assert len(_motion_scripts(requests) - loaded) == 1
     assert ImageChops.difference(before, _shot(middle)).getbbox() is not None
     assert errors == []
+
+
+def _figure_states(block) -> list[str]:
+    """'<role> <state>' of each stick-figure canvas: drawn, loading, motion file missing, ..."""
+    script = "canvases => canvases.map(c => c.dataset.role + ' ' + c.dataset.state)"
+    return block.locator("canvas.figure").evaluate_all(script)
+
+
+def test_a_missing_motion_script_is_said_not_waited_for(site, page, tmp_path: Path) -> None:
+    copy = tmp_path / "site"
+    shutil.copytree(site, copy)
+    page.goto((copy / "tasks" / "embedded_violence.html").as_uri())
+    block = page.locator(".motion-block").first
+    page.wait_for_selector('.motion-block[aria-busy="false"]')
+    states = _figure_states(block)
+    assert states and all(state.endswith(" drawn") for state in states), states
+
+    data = json.loads(block.locator("script.motion-data").text_content())
+    reference = data["choices"][0]["reference"]
+    (copy / data["scripts"][reference]).unlink()
+    page.reload()
+    page.wait_for_selector('.motion-block[aria-busy="false"]')
+    states = _figure_states(block)
+    assert {state for state in states if state.startswith("reference")} == {"reference motion file missing"}
+    assert all(state.endswith(" drawn") for state in states if not state.startswith("reference"))
 
 
 def test_a_screenshot_of_the_index_is_kept(site, page) -> None:

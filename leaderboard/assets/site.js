@@ -207,23 +207,22 @@
 
   // Each run's clips arrive in their own script, motions/<run>.js, which calls hmuMotionsLoaded (a page opened
   // from disk may load scripts but not fetch files). A run is requested once, the first time a player shows it.
+  // A script that fails to load, or loads without handing over its clips, leaves the run null: "missing".
   var motionClips = {}, motionWaiting = {};
-  window.hmuMotionsLoaded = function (run, clips) {
+  function settle(run, clips) {
+    if (motionClips[run] !== undefined) { return; }
     motionClips[run] = clips;
     (motionWaiting[run] || []).forEach(function (callback) { callback(); });
     delete motionWaiting[run];
-  };
+  }
+  window.hmuMotionsLoaded = settle;
   function loadMotions(run, src, callback) {
     if (motionClips[run] !== undefined) { return; }
     if (motionWaiting[run]) { motionWaiting[run].push(callback); return; }
     motionWaiting[run] = [callback];
     var script = document.createElement("script");
     script.src = src;
-    script.onerror = function () {
-      motionClips[run] = null;
-      (motionWaiting[run] || []).forEach(function (waiting) { waiting(); });
-      delete motionWaiting[run];
-    };
+    script.onload = script.onerror = function () { settle(run, null); };
     document.head.appendChild(script);
   }
 
@@ -261,10 +260,11 @@
     function draw() {
       canvases.forEach(function (canvas) {
         var role = canvas.getAttribute("data-role");
-        var run = runFor(role);
+        var run = runFor(role), clip = clipOf(canvas);
         var missing = !run ? (role === "reference" ? "no reference run" : "no " + role + " run")
           : motionClips[run] === undefined ? "loading" : motionClips[run] === null ? "motion file missing" : "no sample motion";
-        drawFigure(canvas, clipOf(canvas), data.skeleton, frame, missing);
+        canvas.setAttribute("data-state", clip ? "drawn" : missing);
+        drawFigure(canvas, clip, data.skeleton, frame, missing);
       });
       block.setAttribute("aria-busy", ["original", "unlearned", "reference"].some(function (role) {
         var run = runFor(role);
