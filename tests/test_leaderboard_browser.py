@@ -172,6 +172,25 @@ def test_clicking_a_header_sorts_the_rows(site, page) -> None:
     assert table.locator("tbody tr.failed:visible").count() == 0
 
 
+def test_the_plot_picker_shows_the_chosen_pair(site, page) -> None:
+    page.goto((site / "tasks" / "embedded_violence.html").as_uri())
+    picker = page.locator(".plot-picker").first
+    figures = page.locator(".plots figure.tradeoff")
+    xs = picker.locator(".pick-x option").all_text_contents()
+    ys = picker.locator(".pick-y option").all_text_contents()
+    assert len(xs) >= 2 and len(ys) >= 2 and figures.count() == len(xs) * len(ys)
+
+    def shown() -> list[tuple[str, str]]:
+        return figures.evaluate_all("fs => fs.filter(f => !f.hidden).map(f => [f.dataset.x, f.dataset.y])")
+
+    assert shown() == [[xs[0], ys[0]]]
+    picker.locator(".pick-x").select_option(xs[-1])
+    picker.locator(".pick-y").select_option(ys[-1])
+    assert shown() == [[xs[-1], ys[-1]]]
+    visible = page.locator(".plots figure.tradeoff:visible svg")
+    assert visible.get_attribute("aria-label").endswith(f"{xs[-1]} against {ys[-1]}")
+
+
 def _shot(locator) -> Image.Image:
     return Image.open(io.BytesIO(locator.screenshot())).convert("RGB")
 
