@@ -71,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("first", type=Path, help="a results folder written by hmu bench")
     parser.add_argument("second", type=Path, help="another one")
     args = parser.parse_args(argv)
+    for folder in (args.first, args.second):
+        if not ResultsStore(folder).runs_dir.is_dir():
+            parser.error(f"{folder}: no runs/ folder in it, so not a results folder of hmu bench")
     first, second = ok_runs(args.first), ok_runs(args.second)
     common = sorted(set(first) & set(second))
     different = 0
