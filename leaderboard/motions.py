@@ -7,9 +7,9 @@
 
 Joints come from `benchmark.motion.joints_from_features` (HumanML3D's `recover_from_ric`); positions are
 rounded to whole centimetres (a stick figure a few hundred pixels high cannot show less) and packed as
-little-endian int16, base64-encoded: a clip of 120 frames is about 21 kB of the page (as JSON numbers it
-would be half as big again). The browser decodes them and draws the bones of `KINEMATIC_CHAINS`, as
-`benchmark.render` does for its PNG strips.
+little-endian int16, base64-encoded: a clip of 120 frames is about 21 kB of its run's script (as JSON
+numbers it would be half as big again). The browser decodes them and draws the bones of `KINEMATIC_CHAINS`,
+as `benchmark.render` does for its PNG strips.
 
 A run's script is a call, `hmuMotionsLoaded(run_id, clips)`, not a JSON file: a page opened straight from
 disk (file://) may load scripts but not fetch() files, and a task page of a hundred runs would otherwise carry
