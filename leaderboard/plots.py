@@ -323,6 +323,14 @@ def place_labels(
     return placed
 
 
+def _diamond(cx: float, cy: float, radius: float, colour: str) -> str:
+    """The reference's marker: a diamond `radius` pixels from its centre to each corner."""
+    return (
+        f'<path class="marker reference" d="M{cx:.1f},{cy - radius:.1f} L{cx + radius:.1f},{cy:.1f} '
+        f'L{cx:.1f},{cy + radius:.1f} L{cx - radius:.1f},{cy:.1f} Z" fill="{colour}"/>'
+    )
+
+
 def _legend(frame: Frame, points: Sequence[Point], with_front: bool) -> list[str]:
     """The right margin's key: one entry per method colour, the reference diamond and the front's line."""
     x = frame.width - frame.right + 18
@@ -335,10 +343,7 @@ def _legend(frame: Frame, points: Sequence[Point], with_front: bool) -> list[str
             continue
         seen.add((name, p.colour))
         if p.kind == "reference":
-            parts.append(
-                f'<path class="marker reference" d="M{x:.1f},{y - 6:.1f} L{x + 6:.1f},{y:.1f} '
-                f'L{x:.1f},{y + 6:.1f} L{x - 6:.1f},{y:.1f} Z" fill="{p.colour}"/>'
-            )
+            parts.append(_diamond(x, y, 6, p.colour))
             name = f"{name} (reference)"
         else:
             parts.append(f'<circle class="marker" cx="{x:.1f}" cy="{y:.1f}" r="5" fill="{p.colour}"/>')
@@ -375,10 +380,7 @@ def tradeoff_svg(
         tip += f", y {fmt(p.y)}" + (f" ± {fmt(p.y_ci)}" if p.y_ci else "")
         on_front = " on-front" if p in front else ""
         if p.kind == "reference":
-            marker = (
-                f'<path class="marker reference" d="M{cx:.1f},{cy - 7:.1f} L{cx + 7:.1f},{cy:.1f} '
-                f'L{cx:.1f},{cy + 7:.1f} L{cx - 7:.1f},{cy:.1f} Z" fill="{p.colour}"/>'
-            )
+            marker = _diamond(cx, cy, 7, p.colour)
         else:
             marker = f'<circle class="marker{on_front}" cx="{cx:.1f}" cy="{cy:.1f}" r="5" fill="{p.colour}"/>'
         parts.append(f'<g class="point"><title>{escape(tip)}</title>{marker}</g>')
